@@ -1,0 +1,1 @@
+"""Policy loading, registration and protocol (see README 'Adding a policy')."""

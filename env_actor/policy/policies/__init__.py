@@ -1,0 +1,1 @@
+"""Concrete policies: `policies/<type>/<type>.py`, auto-imported by `build_policy`."""

@@ -1,0 +1,1 @@
+"""Loader, normalization, input validation and weight transfer utilities."""

@@ -1,0 +1,1 @@
+"""Command-line tools: smoke run, replay/evaluation, simulated robot, training."""

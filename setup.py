@@ -1,0 +1,47 @@
+"""ament_python package for env_actor (colcon build on ROS 2, pip install here)."""
+from glob import glob
+import os
+
+from setuptools import find_packages, setup
+
+PACKAGE_NAME = 'env_actor'
+
+
+def tree_data_files(top: str) -> list[tuple[str, list[str]]]:
+    """Install every file below `top` under share/env_actor/<top>, keeping folders."""
+    entries: dict[str, list[str]] = {}
+    for path in sorted(glob(os.path.join(top, '**', '*'), recursive=True)):
+        if os.path.isfile(path) and '__pycache__' not in path:
+            dest = os.path.join('share', PACKAGE_NAME, os.path.dirname(path))
+            entries.setdefault(dest, []).append(path)
+    return sorted(entries.items())
+
+
+setup(
+    name=PACKAGE_NAME,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    package_data={'env_actor': ['policy/policies/*/*.yaml',
+                                'policy/policies/*/*.json',
+                                'policy/policies/*/components/*.yaml']},
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE_NAME]),
+        ('share/' + PACKAGE_NAME, ['package.xml']),
+        *tree_data_files('launch'),
+        *tree_data_files('config'),
+        *tree_data_files('policies'),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=False,
+    maintainer='env_actor maintainers',
+    maintainer_email='env-actor@example.com',
+    description='Learned action-chunking policies (Sequential / RTC) on ROS 2 robots',
+    license='Apache-2.0',
+    python_requires='>=3.10',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'env-actor-smoke = env_actor.tools.smoke:main',
+        ],
+    },
+)

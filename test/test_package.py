@@ -1,0 +1,42 @@
+"""Package metadata: package.xml dependencies, installed data files, README <-> CI."""
+from pathlib import Path
+import re
+import xml.etree.ElementTree as ET
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_package_xml_format_3_with_runtime_deps():
+    root = ET.parse(ROOT / 'package.xml').getroot()
+    assert root.get('format') == '3' and root.findtext('name') == 'env_actor'
+    exec_deps = {e.text for e in root.findall('exec_depend')}
+    for dep in ('rclpy', 'sensor_msgs', 'trajectory_msgs', 'std_msgs', 'std_srvs',
+                'diagnostic_msgs', 'lifecycle_msgs', 'cv_bridge', 'launch', 'launch_ros',
+                'python3-numpy', 'python3-yaml', 'python3-torch'):
+        assert dep in exec_deps, dep
+    assert root.find('export/build_type').text == 'ament_python'
+    assert (ROOT / 'resource' / 'env_actor').is_file()
+
+
+def test_setup_installs_launch_config_policies_and_marker():
+    text = (ROOT / 'setup.py').read_text()
+    for top in ('launch', 'config', 'policies'):
+        assert f"tree_data_files('{top}')" in text
+        assert (ROOT / top).is_dir()
+    assert "'resource/' + PACKAGE_NAME" in text
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / 'README.md').read_text()
+    commands = re.findall(r'```(?:bash|sh)\n(.*?)\n```', readme, re.S)
+    assert len(commands) >= 2, 'README must start with the demo and test commands'
+    test_command = commands[1].strip()
+    ci_lines = [line.strip() for line in (ROOT / '.ci' / 'run').read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith(('#', 'set ', 'cd '))]
+    assert ci_lines == [test_command]
+
+
+def test_every_make_target_isolates_dds():
+    makefile = (ROOT / 'Makefile').read_text()
+    assert 'export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST' in makefile
+    assert 'export ROS_DOMAIN_ID' in makefile
