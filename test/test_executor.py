@@ -1,0 +1,262 @@
+"""Executors on a simulated clock, checked index for index against DESIGN §4.
+
+The fake policy encodes (call j, chunk index i) as the value 1 + 1000 j + i, and reads
+the tick of its observation from proprio (the test feeds proprio = tick), so every
+executed action tells which chunk and index it came from.
+"""
+from typing import Optional
+
+import numpy as np
+import pytest
+
+from env_actor.runtime.executor import ChunkExecutor, ExecutorConfig
+from env_actor.runtime.inference import SimulatedInferenceWorker, ThreadedInferenceWorker
+from env_actor.runtime.observation import ObservationCache, ObservationHistory
+from env_actor.runtime.safety import SafetyFilter
+
+A = 2
+DT = 0.05
+
+
+class EncodingPolicy:
+    def __init__(self, chunk_size: int, fail_calls=(), nan_calls=()) -> None:
+        self.chunk_size = chunk_size
+        self.calls: list[dict] = []
+        self.fail_calls, self.nan_calls = set(fail_calls), set(nan_calls)
+
+    def _chunk(self, input_data, guided, extra) -> np.ndarray:
+        j = len(self.calls)
+        self.calls.append(dict(obs_tick=int(input_data['proprio'][-1, 0]), guided=guided,
+                               **extra))
+        if j in self.fail_calls:
+            raise RuntimeError('model exploded')
+        values = 1.0 + 1000.0 * j + np.arange(self.chunk_size, dtype=np.float32)
+        chunk = np.repeat(values[:, None], A, axis=1)
+        if j in self.nan_calls:
+            chunk[3] = np.nan
+        return chunk
+
+    def predict(self, input_data, norm):
+        return self._chunk(input_data, False, {})
+
+    def guided_inference(self, input_data, norm, s, h):
+        assert (s, h) == (self.s, self.chunk_size)
+        return self._chunk(input_data, True, dict(prev=input_data['prev_action'].copy(),
+                                                  est_delay=input_data['est_delay']))
+
+    def warmup(self):
+        pass
+
+    def freeze_all_model_params(self):
+        pass
+
+
+def make_executor(algorithm, h, s, delay, policy=None, worker=None, **cfg):
+    policy = policy or EncodingPolicy(h)
+    policy.s = s
+    config = ExecutorConfig(action_chunk_size=h, action_dim=A, min_num_actions_executed=s,
+                            algorithm=algorithm, control_period=DT, **cfg)
+    worker = worker or SimulatedInferenceWorker(policy, None, (h, A), delay, DT)
+    cache = ObservationCache({'proprio': 0.2})
+    history = ObservationHistory(3, A, (), 1)
+    return ChunkExecutor(config, worker, cache, history, SafetyFilter(A)), policy
+
+
+def drive(executor, ticks: int, start: int = 0, feed=lambda k: True):
+    results = []
+    for k in range(start, start + ticks):
+        if feed(k):
+            executor.cache.update('proprio', np.full(A, k, np.float32), k * DT)
+        results.append(executor.on_tick(k * DT))
+    return results
+
+
+def value(r) -> Optional[float]:
+    return None if r.action is None else float(r.action[0])
+
+
+def expected_async(h, s, d, ticks):
+    """DESIGN §4 in closed form: call 0 observes tick 0 and starts at its landing tick d;
+    call j >= 1 observes tick d + j s, lands d ticks later and starts at its observation
+    tick; each tick executes the newest landed chunk at index tick - start."""
+    starts, lands = [d], [d]
+    while starts[-1] + s < ticks:
+        obs = starts[-1] + s
+        starts.append(obs)
+        lands.append(obs + d)
+    out = []
+    for t in range(ticks):
+        j = max((i for i, land in enumerate(lands) if land <= t), default=None)
+        out.append(None if j is None else 1 + 1000 * j + (t - starts[j]))
+    return out, starts
+
+
+@pytest.mark.parametrize('h, s', [(50, 25), (50, 35)])
+@pytest.mark.parametrize('d', range(7))
+def test_rtc_matches_design_index_for_index(h, s, d):
+    ticks = 240
+    executor, policy = make_executor('rtc', h, s, d)
+    results = drive(executor, ticks)
+    expected, starts = expected_async(h, s, d, ticks)
+    assert [value(r) for r in results] == expected
+    # never misses a tick once the first chunk landed, never a padded or zero action
+    assert all(r.state == 'commanding' for r in results[d:])
+    assert all(r.action is None for r in results[:d])
+    indices = [(v - 1) % 1000 for v in expected if v is not None]
+    assert max(indices) < h and min(v for v in expected if v is not None) >= 1
+    assert executor.stats.starved_ticks == 0
+    # each guided call saw the observation of its start tick, prev_action aligned to it
+    # (previous chunk from index s on, padded by holding its last action) and est_delay
+    assert policy.calls[0]['guided'] is False and policy.calls[0]['obs_tick'] == 0
+    for j, call in enumerate(policy.calls[1:], start=1):
+        assert call['guided'] and call['obs_tick'] == starts[j]
+        prev_index = np.minimum(np.arange(s, s + h), h - 1)
+        np.testing.assert_array_equal(call['prev'][:, 0], 1 + 1000 * (j - 1) + prev_index)
+        assert call['est_delay'] == (0 if j == 1 else d)
+    assert executor.stats.delays == [d] * len(executor.stats.delays)
+
+
+@pytest.mark.parametrize('d', [0, 3, 6])
+def test_naive_async_same_timing_without_guidance(d):
+    executor, policy = make_executor('naive_async', 50, 25, d)
+    results = drive(executor, 150)
+    assert [value(r) for r in results] == expected_async(50, 25, d, 150)[0]
+    assert not any(call['guided'] for call in policy.calls)
+
+
+def test_blend_averages_overlap_old_03_new_07():
+    h, s, d = 10, 4, 2
+    executor, _ = make_executor('blend', h, s, d)
+    results = drive(executor, 12)
+    # call 0 starts at tick 2; call 1 observes tick 6, lands tick 8, starts at tick 6.
+    # Ticks 8..11 are in both chunks: old index t - 2, new index t - 6.
+    for t in range(8, 12):
+        old, new = 1 + (t - 2), 1001 + (t - 6)
+        assert value(results[t]) == pytest.approx(0.3 * old + 0.7 * new, rel=1e-6)
+    assert value(results[7]) == 1 + 5
+
+
+@pytest.mark.parametrize('d', [0, 2, 5])
+def test_sequential_blocks_while_inferring(d):
+    h, s, ticks = 50, 25, 200
+    executor, policy = make_executor('sequential', h, s, d)
+    results = drive(executor, ticks)
+    period = s + d
+    for t, r in enumerate(results):
+        j, index = divmod(t, period)
+        index -= d
+        if index < 0:
+            assert r.action is None and r.state == ('waiting' if j == 0 else 'blocked')
+        else:
+            assert value(r) == 1 + 1000 * j + index
+    assert executor.stats.blocked_ticks == d * (ticks // period - 1) + min(ticks % period, d)
+    assert [c['obs_tick'] for c in policy.calls] == [j * period for j in range(len(
+        policy.calls))]
+
+
+def test_same_fake_policy_drives_every_algorithm():
+    for algorithm in ('sequential', 'rtc', 'naive_async', 'blend'):
+        executor, policy = make_executor(algorithm, 20, 8, 2)
+        results = drive(executor, 60)
+        assert executor.stats.commanded > 30 and len(policy.calls) >= 4, algorithm
+        assert all(np.isfinite(r.action).all() for r in results if r.action is not None)
+
+
+def test_rtc_starvation_holds_last_action_and_counts():
+    h, s, d = 10, 6, 7            # delay longer than the H - s actions left
+    executor, _ = make_executor('rtc', h, s, d)
+    results = drive(executor, 40)
+    starved = [r for r in results if r.state == 'starved']
+    assert starved and executor.stats.starved_ticks == len(starved)
+    for i, r in enumerate(results):
+        if r.state == 'starved':
+            previous = results[i - 1]
+            np.testing.assert_array_equal(r.action, previous.action)
+    assert all(value(r) is not None for r in results[d:])
+
+
+def test_single_slow_inference_does_not_inflate_est_delay_beyond_w():
+    delays = [3, 3, 3, 30] + [3] * 40        # call 3 is 10x slow
+    executor, policy = make_executor('rtc', 100, 40, lambda i: delays[i], delay_window=5)
+    est_after_landing = []
+    for k in range(900):
+        executor.cache.update('proprio', np.full(A, k, np.float32), k * DT)
+        result = executor.on_tick(k * DT)
+        if result.new_chunk:
+            est_after_landing.append(executor.est_delay)
+    # landings: call 0 (cold, excluded), 1, 2, 3 (slow), then 4..: window max falls back
+    # to 3 once 5 normal delays followed the slow one
+    assert est_after_landing[:10] == [0, 3, 3, 30, 30, 30, 30, 30, 3, 3]
+
+
+def test_policy_errors_and_nan_are_never_commanded():
+    executor, policy = make_executor('rtc', 10, 5, 1,
+                                     policy=EncodingPolicy(10, fail_calls={1},
+                                                           nan_calls={2}))
+    results = drive(executor, 40)
+    assert executor.stats.policy_errors == 2
+    assert 'model exploded' in executor.stats.last_error or 'NaN' in executor.stats.last_error
+    assert all(np.isfinite(r.action).all() for r in results if r.action is not None)
+    assert all(value(r) is not None for r in results[1:])    # kept executing / holding
+
+
+def test_stale_input_stops_commanding_then_resumes_fresh():
+    executor, policy = make_executor('rtc', 20, 8, 2)
+    gap = range(30, 40)
+    results = drive(executor, 70, feed=lambda k: k not in gap)
+    # last sample at tick 29, max age 0.2 s: stale from tick 34 (age 0.25 s) to 39
+    stale = [i for i, r in enumerate(results) if r.state == 'stale']
+    assert stale == list(range(34, 40))
+    assert "proprio stale (0.25 s > 0.20 s)" in results[34].reason
+    # resumes with a cold-start predict on fresh observations, waiting d ticks for it
+    assert [r.state for r in results[40:42]] == ['waiting', 'waiting']
+    assert results[42].state == 'commanding'
+    resumed = [c for c in policy.calls if c['obs_tick'] == 40]
+    assert len(resumed) == 1 and resumed[0]['guided'] is False
+
+
+def test_reset_episode_clears_chunk_and_delay_window():
+    executor, policy = make_executor('rtc', 20, 8, 2)
+    drive(executor, 40)
+    assert executor.est_delay == 2
+    executor.reset_episode(reference=np.zeros(A))
+    assert executor.est_delay == 0 and not executor.schedule.has_chunk
+    results = drive(executor, 5, start=40)
+    assert [r.state for r in results] == ['waiting', 'waiting', 'commanding',
+                                          'commanding', 'commanding']
+
+
+def test_threaded_worker_delivers_the_same_chunks():
+    policy = EncodingPolicy(10)
+    worker = ThreadedInferenceWorker(policy, None, (10, A))
+    executor, _ = make_executor('rtc', 10, 5, 0, policy=policy, worker=worker)
+    try:
+        for k in range(30):
+            executor.cache.update('proprio', np.full(A, k, np.float32), k * DT)
+            if worker.busy:
+                assert worker.wait(5.0)
+            executor.on_tick(k * DT)
+    finally:
+        worker.close()
+    assert len(policy.calls) >= 5 and executor.stats.commanded >= 25
+
+
+@pytest.mark.parametrize('cfg, name', [
+    (dict(min_num_actions_executed=11), 'min_num_actions_executed'),
+    (dict(delay_window=-1), 'delay_window'),
+    (dict(algorithm='magic'), "algorithm 'magic'"),
+    (dict(control_period=0.0), 'control_period'),
+])
+def test_bad_config_names_the_parameter(cfg, name):
+    base = dict(action_chunk_size=10, action_dim=A, min_num_actions_executed=5)
+    base.update(cfg)
+    with pytest.raises(ValueError, match=name):
+        ExecutorConfig(**base).validate()
+
+
+def test_mismatched_action_dim_between_policy_and_limits():
+    config = ExecutorConfig(action_chunk_size=10, action_dim=3, min_num_actions_executed=5)
+    with pytest.raises(ValueError, match='safety limits have 2 entries but the policy '
+                                         'action_dim is 3'):
+        ChunkExecutor(config, None, ObservationCache({}), ObservationHistory(1, 1, (), 1),
+                      SafetyFilter(2))
