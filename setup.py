@@ -23,6 +23,7 @@ setup(
     packages=find_packages(exclude=['test', 'test.*']),
     package_data={'env_actor': ['policy/policies/*/*.yaml',
                                 'policy/policies/*/*.json',
+                                'policy/policies/*/*.csv',
                                 'policy/policies/*/components/*.yaml']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE_NAME]),

@@ -9,7 +9,8 @@ Policy YAML schema (paths are relative to the YAML's folder)::
                                      # or {component}.pt (state dicts, strict keys)
     policy:
       type: your_policy              # POLICY_REGISTRY name (a plain identifier)
-      ...                            # every other key is passed to __init__ as kwargs
+      ...                            # every other key is passed to __init__ as kwargs;
+                                     # keys ending in `_path` are resolved like paths
     normalization:                   # optional, see normalization.py
       stats_path: stats.json
 
@@ -228,12 +229,15 @@ def build_policy_bundle(policy_yaml_path: PathLike,
     config = load_policy_config(path)
     policy_cfg = dict(config['policy'])
     policy_cls = resolve_policy_class(policy_cfg.pop('type'), path)
+    for key, value in policy_cfg.items():
+        if key.endswith('_path') and isinstance(value, str):
+            policy_cfg[key] = str(resolve_path(path.parent, value))
     components = build_components(config, path.parent, path, map_location)
     normalizer = DataNormalizationInterface.from_config(config.get('normalization'),
                                                         path.parent, path)
     try:
         policy = policy_cls(components, **policy_cfg)
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, FileNotFoundError) as exc:
         raise PolicyLoadError(f'{path}: {policy_cls.__name__}(components, **policy) failed '
                               f'with policy keys {sorted(policy_cfg)}: {exc}') from exc
     return PolicyBundle(policy, normalizer, config, path, components)

@@ -1,0 +1,82 @@
+"""Latency of predict and guided_inference for each policy at the igris_b shapes.
+
+proprio 50x24, three 240x320 cameras, H = 50, action_dim 24, 10 flow steps; p50/p95 over
+repeated calls after warm-up, on whatever device `--device` names (default cpu).
+Prints a Markdown table and writes bench/results/inference[-<device>].json.
+
+Usage: python bench/inference.py [--repeats 20] [--device cpu|cuda]
+"""
+import argparse
+from pathlib import Path
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, percentiles_ms, table, write_results  # noqa: E402
+
+from env_actor.policy.utils.loader import build_policy_bundle  # noqa: E402
+from env_actor.tools.smoke import synthetic_input  # noqa: E402
+
+POLICIES = Path(__file__).resolve().parent.parent / 'env_actor' / 'policy' / 'policies'
+NAMES = ('flow_matching', 'act', 'mlp_chunk', 'replay')
+
+
+def time_calls(fn, repeats: int, sync) -> list:
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--repeats', type=int, default=20)
+    parser.add_argument('--device', default='cpu')
+    opts = parser.parse_args()
+    sync = (lambda: torch.cuda.synchronize()) if opts.device.startswith('cuda') else \
+        (lambda: None)
+    rows, results = [], {}
+    for name in NAMES:
+        torch.manual_seed(0)
+        bundle = build_policy_bundle(POLICIES / name / f'{name}.yaml', map_location=opts.device)
+        policy, norm = bundle.policy, bundle.normalizer
+        policy.freeze_all_model_params()
+        policy.warmup()
+        spec = policy.spec
+        data = synthetic_input(spec, np.random.default_rng(0))
+        prev = policy.predict(data, norm)
+        guided_data = dict(data, prev_action=prev, est_delay=3)
+        s = 35
+        pred = percentiles_ms(time_calls(lambda: policy.predict(data, norm), opts.repeats,
+                                         sync))
+        guided = percentiles_ms(time_calls(
+            lambda: policy.guided_inference(guided_data, norm, s, spec.action_chunk_size),
+            opts.repeats, sync))
+        ratio = guided['p50_ms'] / pred['p50_ms']
+        params = sum(p.numel() for c in bundle.components.values() for p in c.parameters())
+        results[name] = {'predict': pred, 'guided_inference': guided,
+                         'guided_over_predict_p50': ratio, 'parameters': params}
+        rows.append([name, params, pred['p50_ms'], pred['p95_ms'], guided['p50_ms'],
+                     guided['p95_ms'], ratio])
+    print(f'inference latency on {opts.device} ({machine()["torch_threads"]} torch threads), '
+          f'igris_b shapes, {opts.repeats} calls each after warm-up')
+    print(table(['policy', 'params', 'predict p50 ms', 'predict p95 ms', 'guided p50 ms',
+                 'guided p95 ms', 'guided/predict'], rows))
+    suffix = '' if opts.device == 'cpu' else f'-{opts.device.replace(":", "")}'
+    path = write_results('inference', {'machine': machine(), 'device': opts.device,
+                                       'shapes': {'proprio': [50, 24], 'cameras': 3,
+                                                  'image': [240, 320], 'H': 50,
+                                                  'action_dim': 24, 'flow_steps': 10},
+                                       'results': results}, suffix)
+    print(f'wrote {path}')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
