@@ -43,6 +43,9 @@ setup(
     entry_points={
         'console_scripts': [
             'env-actor-smoke = env_actor.tools.smoke:main',
+            'env-actor-node = env_actor.ros.policy_node:main',
+            'env-actor-launch = env_actor.tools.launch_node:main',
+            'env-actor-sensors = env_actor.tools.sensor_publisher:main',
         ],
     },
 )

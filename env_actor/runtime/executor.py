@@ -143,6 +143,7 @@ class ChunkExecutor:
         self._sequential_actions = (config.sequential_actions
                                     or config.min_num_actions_executed)
         self.last_request: Optional[InferenceRequest] = None
+        self.policy: Any = None          # set by the factory: gets reset() per episode
         self.state = 'waiting'
         self.reason = 'no chunk yet'
 
@@ -168,6 +169,9 @@ class ChunkExecutor:
             self.history.reset()
             self.safety.reset(reference)
             self._stale = False
+            reset = getattr(self.policy, 'reset', None)
+            if callable(reset):          # optional policy hook, e.g. replay rewinds
+                reset()
 
     def on_tick(self, now: float) -> TickResult:
         """Advance one control tick at time `now` (seconds) and return what to command."""

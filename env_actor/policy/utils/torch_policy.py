@@ -88,7 +88,9 @@ class TorchChunkPolicy:
         tokens = []
         with torch.no_grad(), self.autocast():
             for cam in self.spec.cameras:
-                frames = torch.from_numpy(input_data[cam]).to(self.device)
+                # one copy per inference: frames may be strided views on messages
+                frames = torch.from_numpy(np.ascontiguousarray(input_data[cam]))
+                frames = frames.to(self.device)
                 tokens.append(self.image_encoders[cam](frames).float())
             proprio = torch.from_numpy(input_data['proprio']).to(self.device)
             proprio = norm.normalize_proprio(proprio).reshape(1, -1)

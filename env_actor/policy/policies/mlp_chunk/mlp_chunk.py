@@ -41,7 +41,8 @@ class MlpChunkPolicy:
     def _features(self, input_data: dict, norm) -> torch.Tensor:
         proprio = torch.from_numpy(input_data['proprio']).to(self.device)
         proprio = norm.normalize_proprio(proprio).reshape(-1)
-        colours = [norm.image_to_float(torch.from_numpy(input_data[cam][-1]).to(self.device))
+        colours = [norm.image_to_float(torch.from_numpy(np.ascontiguousarray(
+                       input_data[cam][-1])).to(self.device))
                    .mean(dim=(1, 2)) for cam in self.spec.cameras]
         return torch.cat([proprio, *colours]).unsqueeze(0)
 

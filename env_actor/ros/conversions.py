@@ -1,0 +1,193 @@
+"""Message <-> NumPy conversions. No decisions: errors are raised as ValueError with the
+field at fault, and the node reports them.
+
+Images become (3, H, W) uint8 RGB at the policy's size. Raw rgb8/bgr8 frames that already
+have that size are views on the message buffer (zero copy: the message is never reused);
+anything else is converted once (cv2.cvtColor / cv2.resize with INTER_AREA).
+"""
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+from builtin_interfaces.msg import Duration, Time
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+JOINT_FIELDS = ('position', 'velocity', 'effort')
+_CHANNELS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1, '8uc1': 1,
+             '8uc3': 3, 'mono16': 1, '16uc1': 1}
+SUPPORTED_ENCODINGS = tuple(sorted(_CHANNELS))
+
+
+class JointStateConverter:
+    """Builds the proprio vector from parameter-listed joint names and fields.
+
+    Args:
+        names: joints in proprio order.
+        fields: subset of position / velocity / effort; the vector is all joints' first
+            field, then all joints' second field, ...
+    Raises:
+        ValueError: empty or duplicate names, unknown fields.
+    """
+
+    def __init__(self, names: Sequence[str], fields: Sequence[str] = ('position',)) -> None:
+        if not names:
+            raise ValueError('state_joint_names is empty')
+        if len(set(names)) != len(names):
+            raise ValueError(f'state_joint_names has duplicates: {list(names)}')
+        unknown = [f for f in fields if f not in JOINT_FIELDS]
+        if not fields or unknown:
+            raise ValueError(f'state_fields must be a non-empty subset of {JOINT_FIELDS}, '
+                             f'got {list(fields)}')
+        self.names = list(names)
+        self.fields = list(fields)
+        self._index_cache: dict[tuple, np.ndarray] = {}
+
+    @property
+    def dim(self) -> int:
+        return len(self.names) * len(self.fields)
+
+    def _indices(self, msg_names: Sequence[str]) -> np.ndarray:
+        key = tuple(msg_names)
+        cached = self._index_cache.get(key)
+        if cached is None:
+            lookup = {name: i for i, name in enumerate(msg_names)}
+            missing = [n for n in self.names if n not in lookup]
+            if missing:
+                raise ValueError(f'joint_states lacks joints {missing} (message has '
+                                 f'{list(msg_names)})')
+            cached = np.array([lookup[n] for n in self.names])
+            if len(self._index_cache) > 8:
+                self._index_cache.clear()
+            self._index_cache[key] = cached
+        return cached
+
+    def to_vector(self, msg) -> np.ndarray:
+        """sensor_msgs/JointState -> (dim,) float32.
+
+        Raises:
+            ValueError: missing joints, a field shorter than `name`, NaN/inf values.
+        """
+        idx = self._indices(msg.name)
+        parts = []
+        for field in self.fields:
+            values = np.asarray(getattr(msg, field), dtype=np.float64)
+            if values.shape[0] != len(msg.name):
+                raise ValueError(f'joint_states.{field} has {values.shape[0]} values for '
+                                 f'{len(msg.name)} names')
+            parts.append(values[idx])
+        vector = np.concatenate(parts).astype(np.float32)
+        if not np.all(np.isfinite(vector)):
+            bad = [f'{self.fields[i // len(self.names)]}:{self.names[i % len(self.names)]}'
+                   for i in np.flatnonzero(~np.isfinite(vector))]
+            raise ValueError(f'joint_states has NaN/inf in {bad}')
+        return vector
+
+
+def _resize_hwc(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    if image.shape[:2] == (height, width):
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def image_to_chw(msg, height: int, width: int) -> np.ndarray:
+    """sensor_msgs/Image -> (3, height, width) uint8 RGB.
+
+    Raises:
+        ValueError: unsupported encoding (lists the supported ones), zero size, or a data
+            buffer whose length does not match height * step.
+    """
+    encoding = msg.encoding.lower()
+    if encoding not in _CHANNELS:
+        raise ValueError(f'image encoding {msg.encoding!r} unsupported; expected one of '
+                         f'{SUPPORTED_ENCODINGS}')
+    channels = _CHANNELS[encoding]
+    depth = 2 if encoding in ('mono16', '16uc1') else 1
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    if h == 0 or w == 0 or step < w * channels * depth:
+        raise ValueError(f'image size {w}x{h} with step {step} is invalid for {encoding}')
+    data = np.frombuffer(msg.data, dtype=np.uint8)
+    if data.size != h * step:
+        raise ValueError(f'image data has {data.size} bytes, expected height*step = '
+                         f'{h * step} ({w}x{h} {encoding})')
+    rows = data.reshape(h, step)[:, :w * channels * depth]
+    if depth == 2:
+        dtype = '>u2' if msg.is_bigendian else '<u2'
+        mono = (rows.copy().view(dtype).reshape(h, w) >> 8).astype(np.uint8)
+        return np.repeat(_resize_hwc(mono, height, width)[None], 3, axis=0)
+    hwc = rows.reshape(h, w, channels)
+    if encoding in ('rgb8', '8uc3'):
+        rgb = _resize_hwc(hwc, height, width)
+    elif encoding == 'bgr8':
+        rgb = _resize_hwc(hwc, height, width)[..., ::-1]
+    elif encoding == 'rgba8':
+        rgb = _resize_hwc(hwc[..., :3], height, width)
+    elif encoding == 'bgra8':
+        rgb = _resize_hwc(hwc[..., :3], height, width)[..., ::-1]
+    else:  # mono8 / 8uc1
+        return np.repeat(_resize_hwc(hwc[..., 0], height, width)[None], 3, axis=0)
+    return rgb.transpose(2, 0, 1)
+
+
+def compressed_to_chw(msg, height: int, width: int) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg/png) -> (3, height, width) uint8 RGB.
+
+    Raises:
+        ValueError: the data cannot be decoded.
+    """
+    buffer = np.frombuffer(msg.data, dtype=np.uint8)
+    bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+    if bgr is None:
+        raise ValueError(f'compressed image ({msg.format!r}, {buffer.size} bytes) could not '
+                         f'be decoded')
+    return np.ascontiguousarray(_resize_hwc(bgr, height, width)[..., ::-1].transpose(2, 0, 1))
+
+
+def rgb_to_image_msg(rgb_hwc: np.ndarray, msg, encoding: str = 'rgb8'):
+    """Fill a sensor_msgs/Image from an (H, W, 3) uint8 array (for simulators and tests)."""
+    image = np.ascontiguousarray(rgb_hwc if encoding == 'rgb8' else rgb_hwc[..., ::-1])
+    msg.height, msg.width = image.shape[:2]
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = image.shape[1] * 3
+    msg.data = image.tobytes()
+    return msg
+
+
+def seconds_to_duration(seconds: float) -> Duration:
+    nanos = int(round(seconds * 1e9))
+    return Duration(sec=nanos // 1_000_000_000, nanosec=nanos % 1_000_000_000)
+
+
+def chunk_to_trajectory(actions: np.ndarray, joint_names: Sequence[str], dt: float,
+                        stamp: Optional[Time] = None) -> JointTrajectory:
+    """Actions for ticks k, k+1, ... -> JointTrajectory with points at dt, 2 dt, ...
+
+    stamp None (default) is time 0: the controller starts the trajectory on arrival.
+    """
+    if actions.ndim != 2 or actions.shape[1] != len(joint_names):
+        raise ValueError(f'actions {actions.shape} do not match {len(joint_names)} joint names')
+    msg = JointTrajectory()
+    if stamp is not None:
+        msg.header.stamp = stamp
+    msg.joint_names = list(joint_names)
+    points = []
+    for i, row in enumerate(np.asarray(actions, dtype=np.float64)):
+        points.append(JointTrajectoryPoint(positions=row.tolist(),
+                                           time_from_start=seconds_to_duration((i + 1) * dt)))
+    msg.points = points
+    return msg
+
+
+def action_to_command(action: np.ndarray) -> Float64MultiArray:
+    return Float64MultiArray(data=np.asarray(action, dtype=np.float64).tolist())
+
+
+def diagnostic_status(name: str, level: int, message: str, values: dict,
+                      hardware_id: str = '') -> DiagnosticStatus:
+    return DiagnosticStatus(level=bytes([level]) if isinstance(level, int) else level,
+                            name=name, message=message, hardware_id=hardware_id,
+                            values=[KeyValue(key=str(k), value=str(v))
+                                    for k, v in values.items()])

@@ -1,0 +1,129 @@
+"""The policy node's ROS parameters: declaration, defaults and validation.
+
+Everything the node needs is a parameter (topics, QoS-relevant choices, shapes it checks
+against the policy). `read_node_config(node)` declares them and returns a NodeConfig;
+it raises ValueError naming the parameter at fault.
+"""
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from rcl_interfaces.msg import ParameterDescriptor
+
+_DYNAMIC = ParameterDescriptor(dynamic_typing=True)
+
+DEFAULTS: dict[str, Any] = {
+    'policy_yaml': '',
+    'device': 'cpu',
+    'algorithm': 'rtc',                   # sequential | rtc | naive_async | blend
+    'control_frequency': 20.0,            # Hz
+    'min_num_actions_executed': 25,       # s
+    'sequential_actions': 0,              # 0: = s
+    'delay_window': 5,
+    'initial_delay_steps': -1,            # -1: from the warm-up latency
+    'image_stride': 1,
+    'joint_states_topic': 'joint_states',
+    'state_joint_names': [],
+    'state_fields': ['position'],
+    'action_joint_names': [],
+    'cameras': ['head', 'left', 'right'],
+    'prompt_topic': '',                   # '' = no prompt subscription
+    'joint_states_max_age': 0.1,          # s
+    'camera_max_age': 0.5,                # s, default for every camera
+    'publish_trajectory': True,
+    'trajectory_topic': 'joint_trajectory_controller/joint_trajectory',
+    'trajectory_stamp': 'zero',           # zero: start on arrival | now: absolute stamp
+    'publish_commands': True,
+    'commands_topic': 'forward_position_controller/commands',
+    'safety.position_lower': [],          # per joint, or one value for all; [] = none
+    'safety.position_upper': [],
+    'safety.max_step': [],                # per control tick, action units
+    'diagnostics_period': 1.0,
+    'autostart': False,
+    'torch_threads': 0,                   # 0 = torch default
+}
+
+
+@dataclass
+class CameraConfig:
+    name: str
+    topic: str
+    transport: str          # raw | compressed
+    max_age: float
+
+
+@dataclass
+class NodeConfig:
+    """Typed view of the node parameters (see DEFAULTS for names and defaults)."""
+
+    values: dict
+    cameras: list = field(default_factory=list)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def control_period(self) -> float:
+        return 1.0 / self.values['control_frequency']
+
+    def limits(self, key: str) -> Optional[list]:
+        values = self.values[f'safety.{key}']
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else list(values)
+
+
+def read_node_config(node) -> NodeConfig:
+    """Declare (if needed) and read every parameter of the policy node.
+
+    Raises:
+        ValueError: a value of the wrong kind or out of range (names the parameter).
+    """
+    values = {}
+    for name, default in DEFAULTS.items():
+        if not node.has_parameter(name):
+            node.declare_parameter(name, default, _DYNAMIC)
+        values[name] = node.get_parameter(name).value
+    for name in ('state_joint_names', 'state_fields', 'action_joint_names', 'cameras',
+                 'safety.position_lower', 'safety.position_upper', 'safety.max_step'):
+        values[name] = list(values[name] or [])
+    if not values['policy_yaml']:
+        raise ValueError('parameter policy_yaml is empty: set it to a policy YAML path')
+    if values['algorithm'] not in ('sequential', 'rtc', 'naive_async', 'blend'):
+        raise ValueError(f"parameter algorithm {values['algorithm']!r} unknown; expected "
+                         f'sequential, rtc, naive_async or blend')
+    if not float(values['control_frequency']) > 0:
+        raise ValueError(f"parameter control_frequency must be > 0, got "
+                         f"{values['control_frequency']}")
+    values['control_frequency'] = float(values['control_frequency'])
+    for name in ('joint_states_max_age', 'camera_max_age', 'diagnostics_period'):
+        if not float(values[name]) > 0:
+            raise ValueError(f'parameter {name} must be > 0, got {values[name]}')
+    if values['trajectory_stamp'] not in ('zero', 'now'):
+        raise ValueError(f"parameter trajectory_stamp must be 'zero' or 'now', got "
+                         f"{values['trajectory_stamp']!r}")
+    if not values['state_joint_names']:
+        raise ValueError('parameter state_joint_names is empty: list the joints of the '
+                         'proprio vector in policy order')
+    if not values['action_joint_names']:
+        raise ValueError('parameter action_joint_names is empty: list the commanded joints '
+                         'in policy action order')
+    config = NodeConfig(values)
+    for cam in values['cameras']:
+        prefix = f'camera.{cam}.'
+        specs = {'topic': f'{cam}/image_raw', 'transport': 'raw',
+                 'max_age': float(values['camera_max_age'])}
+        for key, default in specs.items():
+            if not node.has_parameter(prefix + key):
+                node.declare_parameter(prefix + key, default, _DYNAMIC)
+            specs[key] = node.get_parameter(prefix + key).value
+        if specs['transport'] not in ('raw', 'compressed'):
+            raise ValueError(f"parameter {prefix}transport must be 'raw' or 'compressed', "
+                             f"got {specs['transport']!r}")
+        if not float(specs['max_age']) > 0:
+            raise ValueError(f"parameter {prefix}max_age must be > 0, got {specs['max_age']}")
+        config.cameras.append(CameraConfig(cam, specs['topic'], specs['transport'],
+                                           float(specs['max_age'])))
+    return config

@@ -1,0 +1,61 @@
+"""Start the policy node as `ros2 launch env_actor policy.launch.py` would, without `launch`.
+
+    env-actor-launch --policy-yaml P [--params-file F] [--namespace NS] [--node-name N]
+                     [--use-sim-time] [--no-autostart]
+
+Same parameters in the same order as launch/policy.launch.py: the params file (keyed
+`/**`, default config/igris_b.yaml) first, then policy_yaml / use_sim_time / autostart.
+"""
+import argparse
+from pathlib import Path
+from typing import Optional, Sequence
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def default_params_file() -> Path:
+    """config/igris_b.yaml from the installed share folder, else from the source tree."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return Path(get_package_share_directory('env_actor')) / 'config' / 'igris_b.yaml'
+    except Exception:  # no ament index here (pip install): use the source tree
+        return PACKAGE_ROOT / 'config' / 'igris_b.yaml'
+
+
+def ros_arguments(opts: argparse.Namespace) -> list[str]:
+    """The `--ros-args ...` list equivalent to the launch file's node action."""
+    args = ['--ros-args', '-r', f'__node:={opts.node_name}']
+    if opts.namespace:
+        args += ['-r', f'__ns:=/{opts.namespace.strip("/")}']
+    args += ['--params-file', str(opts.params_file),
+             '-p', f'policy_yaml:={opts.policy_yaml}',
+             '-p', f'use_sim_time:={str(opts.use_sim_time).lower()}',
+             '-p', f'autostart:={str(opts.autostart).lower()}']
+    return args
+
+
+def parse(args: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--policy-yaml', required=True, type=Path)
+    parser.add_argument('--params-file', type=Path, default=None)
+    parser.add_argument('--namespace', default='')
+    parser.add_argument('--node-name', default='env_actor')
+    parser.add_argument('--use-sim-time', action='store_true')
+    parser.add_argument('--no-autostart', dest='autostart', action='store_false')
+    opts = parser.parse_args(args)
+    opts.params_file = opts.params_file or default_params_file()
+    for label, path in (('--policy-yaml', opts.policy_yaml),
+                        ('--params-file', opts.params_file)):
+        if not Path(path).is_file():
+            parser.error(f'{label}: file not found: {path}')
+    opts.policy_yaml = opts.policy_yaml.resolve()
+    return opts
+
+
+def main(args: Optional[Sequence[str]] = None) -> None:
+    from env_actor.ros.policy_node import main as node_main
+    node_main(['env-actor-node', *ros_arguments(parse(args))])
+
+
+if __name__ == '__main__':
+    main()
