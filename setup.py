@@ -46,6 +46,9 @@ setup(
             'env-actor-node = env_actor.ros.policy_node:main',
             'env-actor-launch = env_actor.tools.launch_node:main',
             'env-actor-sensors = env_actor.tools.sensor_publisher:main',
+            'env-actor-replay = env_actor.tools.bag_player:main',
+            'env-actor-eval = env_actor.tools.offline_eval:main',
+            'env-actor-make-bag = env_actor.tools.synthetic_bag:main',
         ],
     },
 )

@@ -136,7 +136,9 @@ class FaultyPolicy:
 def test_policy_that_raises_or_returns_nan_is_never_commanded(tmp_path):
     harness = Harness()
     Feeder(harness)
-    node = make_node(harness, tiny_policy(tmp_path, 'faulty_test_policy'))
+    # the class is registered in this process only: run it on the inference thread
+    node = make_node(harness, tiny_policy(tmp_path, 'faulty_test_policy'),
+                     Parameter('inference_mode', value='thread'))
     try:
         node.trigger_configure()
         node.trigger_activate()

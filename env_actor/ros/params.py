@@ -39,7 +39,10 @@ DEFAULTS: dict[str, Any] = {
     'safety.max_step': [],                # per control tick, action units
     'diagnostics_period': 1.0,
     'autostart': False,
+    'inference_mode': 'process',          # process: own process (no GIL sharing) | thread
+    'inference_nice': 10,                 # process mode: lower CPU priority of inference
     'torch_threads': 0,                   # 0 = torch default
+    'gil_switch_interval_ms': 0.5,        # Python thread switch interval (default 5 ms)
 }
 
 
@@ -101,6 +104,9 @@ def read_node_config(node) -> NodeConfig:
     for name in ('joint_states_max_age', 'camera_max_age', 'diagnostics_period'):
         if not float(values[name]) > 0:
             raise ValueError(f'parameter {name} must be > 0, got {values[name]}')
+    if values['inference_mode'] not in ('process', 'thread'):
+        raise ValueError(f"parameter inference_mode must be 'process' or 'thread', got "
+                         f"{values['inference_mode']!r}")
     if values['trajectory_stamp'] not in ('zero', 'now'):
         raise ValueError(f"parameter trajectory_stamp must be 'zero' or 'now', got "
                          f"{values['trajectory_stamp']!r}")
@@ -127,3 +133,47 @@ def read_node_config(node) -> NodeConfig:
         config.cameras.append(CameraConfig(cam, specs['topic'], specs['transport'],
                                            float(specs['max_age'])))
     return config
+
+
+class DictParameters:
+    """The slice of rclpy's parameter API that `read_node_config` uses, backed by a dict,
+    so tools (offline evaluation) read a ROS parameters file with the node's own rules."""
+
+    def __init__(self, values: dict) -> None:
+        self._values = dict(values)
+
+    def has_parameter(self, name: str) -> bool:
+        return name in self._values
+
+    def declare_parameter(self, name: str, default: Any, descriptor: Any = None) -> None:
+        self._values.setdefault(name, default)
+
+    def get_parameter(self, name: str):
+        class _Value:
+            value = self._values[name]
+        return _Value
+
+
+def config_from_params_file(path, overrides: Optional[dict] = None) -> NodeConfig:
+    """NodeConfig from a ROS parameters YAML (`/**:` or `<node>:` -> `ros__parameters`).
+
+    Raises:
+        ValueError: unreadable file, no ros__parameters section, or an invalid value.
+    """
+    import yaml
+    from pathlib import Path
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f'cannot read parameters file {path}: {exc}') from exc
+    sections = [v['ros__parameters'] for v in data.values()
+                if isinstance(v, dict) and isinstance(v.get('ros__parameters'), dict)]
+    if not sections:
+        raise ValueError(f'{path}: no `<node or /**>: ros__parameters:` section')
+    values = dict(sections[0])
+    values.update(overrides or {})
+    try:
+        return read_node_config(DictParameters(values))
+    except ValueError as exc:
+        raise ValueError(f'{path}: {exc}') from None

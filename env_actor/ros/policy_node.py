@@ -13,13 +13,16 @@ Threading contract (one SingleThreadedExecutor thread + two worker threads):
       and lifecycle transitions run here too. Nothing here waits for inference.
     * conversion thread (ConversionWorker): decodes/resizes the newest frame per camera
       and puts it in the ObservationCache (own lock); errors go to `_input_errors`.
-    * inference thread (ThreadedInferenceWorker): runs the policy on snapshots.
+    * inference: by default a child process (ProcessInferenceWorker, `inference_mode:
+      process`) that builds and runs the policy, so it never holds this process's GIL;
+      `inference_mode: thread` runs it on a ThreadedInferenceWorker thread instead.
     `on_tick` and `reset_episode` serialise on the executor's lock.
 rclpy's MultiThreadedExecutor is not used: on 2 cores it burned a whole core and dropped
 most messages (docs/node.md).
 """
 from collections import deque
 import math
+import sys
 import threading
 import time
 from typing import Optional
@@ -36,14 +39,15 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from env_actor.policy.utils.loader import build_policy_bundle
+from env_actor.policy.utils.loader import build_policy_bundle, load_policy_config
 from env_actor.policy.utils.spec import PolicySpec
 from env_actor.ros.conversion_worker import ConversionWorker
 from env_actor.ros.conversions import (action_to_command, chunk_to_trajectory,
                                        compressed_to_chw, diagnostic_status, image_to_chw,
                                        JointStateConverter)
 from env_actor.ros.params import DEFAULTS, NodeConfig, read_node_config
-from env_actor.runtime.factory import build_executor, RuntimeSettings
+from env_actor.runtime.factory import build_executor, make_executor, RuntimeSettings
+from env_actor.runtime.inference_process import ProcessInferenceWorker
 from env_actor.runtime.observation import PROPRIO
 
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -89,11 +93,10 @@ class PolicyNode(LifecycleNode):
 
     def _configure(self) -> None:
         cfg = read_node_config(self)
-        if cfg.torch_threads > 0:
-            import torch
-            torch.set_num_threads(int(cfg.torch_threads))
-        bundle = build_policy_bundle(cfg.policy_yaml, map_location=cfg.device)
-        spec = PolicySpec.from_config(bundle.config['policy'], cfg.policy_yaml)
+        if cfg.gil_switch_interval_ms > 0:   # let the control thread take the GIL sooner
+            sys.setswitchinterval(cfg.gil_switch_interval_ms / 1000.0)
+        config = load_policy_config(cfg.policy_yaml)
+        spec = PolicySpec.from_config(config['policy'], cfg.policy_yaml)
         joints = JointStateConverter(cfg.state_joint_names, cfg.state_fields)
         if joints.dim != spec.state_dim:
             raise ValueError(f'state_joint_names x state_fields gives {joints.dim} values but '
@@ -104,11 +107,6 @@ class PolicyNode(LifecycleNode):
         if sorted(cfg.values['cameras']) != sorted(spec.cameras):
             raise ValueError(f"parameter cameras {cfg.values['cameras']} does not match the "
                              f'policy cameras {list(spec.cameras)}')
-        bundle.policy.freeze_all_model_params()
-        started = time.perf_counter()
-        bundle.policy.warmup()
-        self.get_logger().info(f'policy {bundle.config["policy"]["type"]!r} built and warmed '
-                               f'up in {time.perf_counter() - started:.2f} s')
         settings = RuntimeSettings(
             algorithm=cfg.algorithm, control_period=cfg.control_period,
             min_num_actions_executed=cfg.min_num_actions_executed,
@@ -118,7 +116,29 @@ class PolicyNode(LifecycleNode):
             camera_max_age={c.name: c.max_age for c in cfg.cameras},
             position_lower=cfg.limits('position_lower'),
             position_upper=cfg.limits('position_upper'), max_step=cfg.limits('max_step'))
-        self.executor_core = build_executor(bundle, settings)
+        started = time.perf_counter()
+        if cfg.inference_mode == 'process':
+            worker = ProcessInferenceWorker(
+                cfg.policy_yaml, cfg.device, (spec.action_chunk_size, spec.action_dim),
+                guided=cfg.algorithm == 'rtc', torch_threads=int(cfg.torch_threads),
+                nice=int(cfg.inference_nice))
+            try:
+                self.executor_core = make_executor(spec, settings, worker,
+                                                   worker.startup_latency_s)
+            except Exception:
+                worker.close()
+                raise
+        else:
+            if cfg.torch_threads > 0:
+                import torch
+                torch.set_num_threads(int(cfg.torch_threads))
+            bundle = build_policy_bundle(cfg.policy_yaml, map_location=cfg.device)
+            bundle.policy.freeze_all_model_params()
+            bundle.policy.warmup()
+            self.executor_core = build_executor(bundle, settings)
+        self.get_logger().info(f'policy {config["policy"]["type"]!r} built and warmed up in '
+                               f'{time.perf_counter() - started:.2f} s '
+                               f'(inference in a {cfg.inference_mode})')
         self.config, self.spec, self.joints = cfg, spec, joints
         self._create_entities()
 

@@ -143,7 +143,6 @@ class ChunkExecutor:
         self._sequential_actions = (config.sequential_actions
                                     or config.min_num_actions_executed)
         self.last_request: Optional[InferenceRequest] = None
-        self.policy: Any = None          # set by the factory: gets reset() per episode
         self.state = 'waiting'
         self.reason = 'no chunk yet'
 
@@ -169,7 +168,7 @@ class ChunkExecutor:
             self.history.reset()
             self.safety.reset(reference)
             self._stale = False
-            reset = getattr(self.policy, 'reset', None)
+            reset = getattr(self.worker, 'reset_policy', None)
             if callable(reset):          # optional policy hook, e.g. replay rewinds
                 reset()
 

@@ -52,24 +52,22 @@ def measure_latency(bundle: PolicyBundle, spec: PolicySpec, guided: bool) -> flo
     return time.perf_counter() - start
 
 
-def build_executor(bundle: PolicyBundle, settings: RuntimeSettings,
-                   simulated_delay: Union[None, int, Callable[[int], int]] = None
-                   ) -> ChunkExecutor:
-    """Wire cache, history, safety filter and a worker around `bundle.policy`.
+def make_executor(spec: PolicySpec, settings: RuntimeSettings, worker: Any,
+                  measured_latency_s: float = 0.0) -> ChunkExecutor:
+    """Wire cache, history and safety filter around an inference worker.
 
     Args:
-        bundle: a built policy bundle (warmed up by the caller).
+        spec: the policy's shapes.
         settings: RuntimeSettings.
-        simulated_delay: None for a real inference thread; an int or function of the call
-            index for a SimulatedInferenceWorker (deterministic, simulated clock).
+        worker: Threaded/Simulated/ProcessInferenceWorker running the policy.
+        measured_latency_s: one inference after warm-up; sets the initial delay estimate
+            when settings.initial_delay_steps < 0.
     Raises:
         ValueError: inconsistent settings (names the parameter).
     """
-    spec = PolicySpec.from_config(bundle.config['policy'], bundle.path)
     initial = settings.initial_delay_steps
     if initial < 0:
-        latency = measure_latency(bundle, spec, settings.algorithm == 'rtc')
-        initial = int(math.ceil(latency / settings.control_period))
+        initial = int(math.ceil(measured_latency_s / settings.control_period))
     config = ExecutorConfig(
         action_chunk_size=spec.action_chunk_size, action_dim=spec.action_dim,
         min_num_actions_executed=settings.min_num_actions_executed,
@@ -86,12 +84,28 @@ def build_executor(bundle: PolicyBundle, settings: RuntimeSettings,
                                  (3, spec.image_height, spec.image_width))
     safety = SafetyFilter(spec.action_dim, settings.position_lower, settings.position_upper,
                           settings.max_step)
+    return ChunkExecutor(config, worker, cache, history, safety)
+
+
+def build_executor(bundle: PolicyBundle, settings: RuntimeSettings,
+                   simulated_delay: Union[None, int, Callable[[int], int]] = None
+                   ) -> ChunkExecutor:
+    """An executor running `bundle.policy` in this process (warmed up by the caller).
+
+    Args:
+        bundle: a built policy bundle.
+        settings: RuntimeSettings.
+        simulated_delay: None for a real inference thread; an int or function of the call
+            index for a SimulatedInferenceWorker (deterministic, simulated clock).
+    """
+    spec = PolicySpec.from_config(bundle.config['policy'], bundle.path)
+    latency = 0.0
+    if settings.initial_delay_steps < 0:
+        latency = measure_latency(bundle, spec, settings.algorithm == 'rtc')
     shape = (spec.action_chunk_size, spec.action_dim)
     if simulated_delay is None:
         worker = ThreadedInferenceWorker(bundle.policy, bundle.normalizer, shape)
     else:
         worker = SimulatedInferenceWorker(bundle.policy, bundle.normalizer, shape,
                                           simulated_delay, settings.control_period)
-    executor = ChunkExecutor(config, worker, cache, history, safety)
-    executor.policy = bundle.policy
-    return executor
+    return make_executor(spec, settings, worker, latency)

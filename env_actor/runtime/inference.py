@@ -100,6 +100,13 @@ class ThreadedInferenceWorker:
             result, self._result = self._result, None
             return result
 
+    def reset_policy(self) -> None:
+        """Call the policy's optional reset() hook (new episode)."""
+        with self._lock:
+            reset = getattr(self._policy, 'reset', None)
+            if callable(reset):
+                reset()
+
     def wait(self, timeout: float) -> bool:
         """Block until a result is ready (tests and offline tools only)."""
         deadline = time.monotonic() + timeout
@@ -162,6 +169,11 @@ class SimulatedInferenceWorker:
         result = run_inference(self._policy, self._normalizer, request, self._shape)
         result.latency_s = delay * self.dt
         self._result, self._ready_tick = result, now_tick + delay
+
+    def reset_policy(self) -> None:
+        reset = getattr(self._policy, 'reset', None)
+        if callable(reset):
+            reset()
 
     def poll(self, now_tick: int) -> Optional[InferenceResult]:
         if self._result is None or now_tick < self._ready_tick:

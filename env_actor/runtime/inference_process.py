@@ -1,0 +1,151 @@
+"""Inference in a separate process, so the control thread never shares the GIL with it.
+
+The child process builds the policy from its YAML, freezes and warms it up, measures one
+inference, and then serves requests one at a time over a multiprocessing pipe (both ends
+are this module; nothing from outside is unpickled). The parent side has the same
+interface as ThreadedInferenceWorker: `submit`, `poll`, `busy`, `reset_policy`, `close`.
+"""
+import multiprocessing
+import os
+import time
+from typing import Any, Optional
+
+import numpy as np
+
+from env_actor.runtime.inference import InferenceRequest, InferenceResult, run_inference
+
+
+def _serve(conn, policy_yaml: str, device: str, torch_threads: int, guided: bool,
+           nice: int) -> None:
+    """Child process main loop."""
+    try:
+        if nice > 0:       # yield the CPU to the control loop when both want it
+            os.nice(nice)
+        import torch
+        if torch_threads > 0:
+            torch.set_num_threads(torch_threads)
+        from env_actor.policy.utils.loader import build_policy_bundle
+        from env_actor.policy.utils.spec import PolicySpec
+        from env_actor.runtime.factory import measure_latency
+        bundle = build_policy_bundle(policy_yaml, map_location=device)
+        spec = PolicySpec.from_config(bundle.config['policy'], policy_yaml)
+        bundle.policy.freeze_all_model_params()
+        bundle.policy.warmup()
+        latency = measure_latency(bundle, spec, guided)
+    except Exception as exc:  # reported to the parent, which raises it at construction
+        conn.send(('error', f'{type(exc).__name__}: {exc}'))
+        return
+    conn.send(('ready', {'latency_s': latency}))
+    shape = (spec.action_chunk_size, spec.action_dim)
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        if message == 'reset':
+            reset = getattr(bundle.policy, 'reset', None)
+            if callable(reset):
+                reset()
+            continue
+        request = message
+        result = run_inference(bundle.policy, bundle.normalizer, request, shape)
+        conn.send((result.chunk, result.latency_s, result.error))
+
+
+class ProcessInferenceWorker:
+    """Runs the policy in a child process (spawned, so it is safe with threads and CUDA).
+
+    Args:
+        policy_yaml: the policy YAML the child builds.
+        device: map_location for the child.
+        action_shape: (H, action_dim), for validation of results.
+        guided: measure a guided call at start-up (RTC) rather than predict.
+        torch_threads: torch threads in the child (0 = default).
+        nice: niceness added to the child (lower CPU priority than the control loop).
+        start_timeout: seconds to wait for build + warm-up.
+    Raises:
+        RuntimeError: the child failed to build or warm up the policy (its error text).
+    """
+
+    def __init__(self, policy_yaml: str, device: str, action_shape: tuple[int, int],
+                 guided: bool = True, torch_threads: int = 0, nice: int = 0,
+                 start_timeout: float = 600.0) -> None:
+        ctx = multiprocessing.get_context('spawn')
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(target=_serve, name='env_actor_inference',
+                                    args=(child, str(policy_yaml), device, torch_threads,
+                                          guided, nice), daemon=True)
+        self._process.start()
+        child.close()
+        self._shape = action_shape
+        self._pending: Optional[InferenceRequest] = None
+        self._send_error: Optional[str] = None
+        self._sent_at = 0.0
+        if not self._conn.poll(start_timeout):
+            self.close()
+            raise RuntimeError(f'inference process did not start within {start_timeout} s')
+        status, info = self._conn.recv()
+        if status != 'ready':
+            self.close()
+            raise RuntimeError(f'inference process failed: {info}')
+        self.startup_latency_s: float = info['latency_s']
+
+    @property
+    def busy(self) -> bool:
+        return self._pending is not None
+
+    def submit(self, request: InferenceRequest, now_tick: int) -> None:
+        if self._pending is not None:
+            raise RuntimeError('inference worker is busy')
+        self._pending = request
+        self._sent_at = time.perf_counter()
+        try:
+            self._conn.send(request)
+        except (BrokenPipeError, OSError) as exc:   # the child is gone: report on poll
+            self._send_error = f'{type(exc).__name__}: {exc}'
+
+    def poll(self, now_tick: int) -> Optional[InferenceResult]:
+        if self._pending is None:
+            return None
+        request = self._pending
+        if self._send_error is None and self._conn.poll():
+            try:
+                chunk, latency, error = self._conn.recv()
+            except (EOFError, OSError) as exc:        # the child died mid-request
+                self._send_error = f'{type(exc).__name__}: {exc}'
+            else:
+                self._pending = None
+                if chunk is not None:
+                    chunk = np.asarray(chunk, dtype=np.float32)
+                return InferenceResult(request, chunk, latency, error)
+        if self._process.is_alive() and self._send_error is None:
+            return None
+        self._pending, reason, self._send_error = None, self._send_error, None
+        return InferenceResult(request, None, time.perf_counter() - self._sent_at,
+                               f'inference process exited (code {self._process.exitcode})'
+                               + (f': {reason}' if reason else ''))
+
+    def reset_policy(self) -> None:
+        """Call the policy's optional reset() in the child (after the pending result)."""
+        if self._process.is_alive():
+            try:
+                self._conn.send('reset')
+            except (BrokenPipeError, OSError):
+                pass
+
+    def close(self) -> None:
+        try:
+            if self._process.is_alive():
+                self._conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        self._process.join(timeout=5.0)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(timeout=5.0)
+        self._conn.close()
+
+    def info(self) -> dict[str, Any]:
+        return {'pid': self._process.pid, 'alive': self._process.is_alive()}

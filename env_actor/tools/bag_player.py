@@ -1,0 +1,192 @@
+"""Play a rosbag2 over DDS like `ros2 bag play --clock`, optionally recording outputs.
+
+    env-actor-replay BAG [--rate 1.0] [--start-offset S] [--topics T ...]
+        [--remap OLD:=NEW ...] [--clock-frequency 100] [--no-clock]
+        [--record OUT --record-topics T ...] [--storage mcap|sqlite3] [--tail 1.0]
+
+Messages are published already serialized (the bag's own CDR bytes) at their recorded
+timing scaled by --rate; /clock carries the bag time, so a node with use_sim_time runs
+exactly as under `ros2 bag play --clock`. With --record, the listed topics (e.g. the
+node's trajectory and command outputs) are written to a new bag stamped with bag time.
+"""
+import argparse
+from pathlib import Path
+import threading
+import time
+from typing import Optional, Sequence
+
+import rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from builtin_interfaces.msg import Time
+from rosgraph_msgs.msg import Clock
+
+from env_actor.tools.bag_io import (BagError, BagWriter, message_class, open_bag,
+                                    read_messages, topic_types)
+
+KNOWN_OUTPUTS = {'trajectory_msgs/msg/JointTrajectory', 'std_msgs/msg/Float64MultiArray',
+                 'diagnostic_msgs/msg/DiagnosticArray'}
+
+
+def ns_to_time(stamp_ns: int) -> Time:
+    return Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
+
+
+class Recorder:
+    """Writes raw messages of some topics into a bag, stamped with the current bag time."""
+
+    def __init__(self, node, path: Path, topics: dict[str, str], storage: str,
+                 bag_time) -> None:
+        self._writer = BagWriter(path, storage)
+        self._lock = threading.Lock()
+        self.counts = {topic: 0 for topic in topics}
+        for topic, msgtype in topics.items():
+            node.create_subscription(message_class(msgtype), topic,
+                                     self._callback(topic, msgtype, bag_time),
+                                     QoSProfile(depth=100), raw=True)
+
+    def _callback(self, topic: str, msgtype: str, bag_time):
+        def write(raw: bytes) -> None:
+            with self._lock:
+                self._writer.write(topic, msgtype, bag_time(), raw=raw)
+                self.counts[topic] += 1
+        return write
+
+    def close(self) -> None:
+        with self._lock:
+            self._writer.close()
+
+
+def play(bag: Path, rate: float = 1.0, start_offset: float = 0.0,
+         topics: Optional[Sequence[str]] = None, remap: Optional[dict] = None,
+         clock_frequency: float = 100.0, publish_clock: bool = True,
+         record: Optional[Path] = None, record_topics: Optional[dict] = None,
+         storage: str = 'mcap', tail: float = 1.0, args: Optional[list] = None) -> dict:
+    """Play `bag`; returns counts of published (and recorded) messages.
+
+    Raises:
+        BagError: missing/unknown bag, unknown topics or unsupported message types.
+    """
+    if rate <= 0:
+        raise ValueError(f'--rate must be > 0, got {rate}')
+    reader = open_bag(bag)
+    types = topic_types(reader)
+    selected = list(topics) if topics else sorted(types)
+    unknown = [t for t in selected if t not in types]
+    if unknown:
+        reader.close()
+        raise BagError(f'bag {bag} has no topics {unknown}; topics: {sorted(types)}')
+    remap = remap or {}
+    context = rclpy.Context()
+    rclpy.init(args=args, context=context)
+    node = rclpy.create_node('env_actor_bag_player', context=context)
+    publishers = {t: node.create_publisher(message_class(types[t]), remap.get(t, t),
+                                           QoSProfile(depth=100,
+                                                      reliability=ReliabilityPolicy.RELIABLE))
+                  for t in selected}
+    clock_pub = node.create_publisher(Clock, '/clock', QoSProfile(depth=10))
+    start_ns = reader.start_time + int(start_offset * 1e9)
+    state = {'bag_ns': start_ns}
+    recorder = (Recorder(node, record, record_topics or {}, storage, lambda: state['bag_ns'])
+                if record else None)
+    spinning = threading.Event()
+    spin_thread = threading.Thread(target=lambda: _spin(node, context, spinning), daemon=True)
+    spin_thread.start()
+    counts = {t: 0 for t in selected}
+    time.sleep(1.0)                                   # let subscribers match
+    wall0 = time.monotonic()
+
+    def bag_now() -> int:
+        return start_ns + int((time.monotonic() - wall0) * rate * 1e9)
+
+    next_clock = 0.0
+    try:
+        for topic, stamp, raw in read_messages(reader, selected):
+            if stamp < start_ns:
+                continue
+            while True:
+                now_ns = bag_now()
+                if publish_clock and time.monotonic() >= next_clock:
+                    state['bag_ns'] = min(now_ns, stamp)
+                    clock_pub.publish(Clock(clock=ns_to_time(state['bag_ns'])))
+                    next_clock = time.monotonic() + 1.0 / clock_frequency
+                if now_ns >= stamp:
+                    break
+                time.sleep(min((stamp - now_ns) * 1e-9 / rate, max(0.0, next_clock -
+                                                                     time.monotonic()), 0.01))
+            state['bag_ns'] = stamp
+            publishers[topic].publish(raw)
+            counts[topic] += 1
+        end = time.monotonic() + tail                  # let the node finish its last ticks
+        while time.monotonic() < end:
+            state['bag_ns'] = bag_now()
+            if publish_clock:
+                clock_pub.publish(Clock(clock=ns_to_time(state['bag_ns'])))
+            time.sleep(1.0 / clock_frequency)
+    finally:
+        reader.close()
+        spinning.set()
+        spin_thread.join(timeout=5.0)
+        if recorder is not None:
+            recorder.close()
+            counts.update({f'recorded:{k}': v for k, v in recorder.counts.items()})
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    return counts
+
+
+def _spin(node, context, stop: threading.Event) -> None:
+    executor = rclpy.executors.SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    while not stop.is_set() and context.ok():
+        executor.spin_once(timeout_sec=0.05)
+
+
+def parse_remaps(items: Sequence[str]) -> dict:
+    remap = {}
+    for item in items:
+        if ':=' not in item:
+            raise ValueError(f'--remap expects OLD:=NEW, got {item!r}')
+        old, new = item.split(':=', 1)
+        remap[old] = new
+    return remap
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description='Play a rosbag2 over DDS with /clock (like ros2 bag play --clock) and '
+                    'optionally record output topics to a new bag.')
+    parser.add_argument('bag', type=Path)
+    parser.add_argument('--rate', type=float, default=1.0)
+    parser.add_argument('--start-offset', type=float, default=0.0, help='seconds')
+    parser.add_argument('--topics', nargs='*', default=None, help='default: all')
+    parser.add_argument('--remap', nargs='*', default=[], help='OLD:=NEW')
+    parser.add_argument('--clock-frequency', type=float, default=100.0)
+    parser.add_argument('--no-clock', action='store_true')
+    parser.add_argument('--record', type=Path, default=None, help='output bag folder')
+    parser.add_argument('--record-topics', nargs='*', default=[],
+                        help='TOPIC or TOPIC=TYPE (default type: JointTrajectory for '
+                             '*trajectory*, Float64MultiArray otherwise)')
+    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    parser.add_argument('--tail', type=float, default=1.0,
+                        help='seconds of /clock after the last message')
+    opts, ros_args = parser.parse_known_args(args)
+    record_topics = {}
+    for item in opts.record_topics:
+        topic, _, msgtype = item.partition('=')
+        record_topics[topic] = msgtype or ('trajectory_msgs/msg/JointTrajectory'
+                                           if 'trajectory' in topic
+                                           else 'std_msgs/msg/Float64MultiArray')
+    try:
+        counts = play(opts.bag, opts.rate, opts.start_offset, opts.topics,
+                      parse_remaps(opts.remap), opts.clock_frequency, not opts.no_clock,
+                      opts.record, record_topics, opts.storage, opts.tail, ros_args)
+    except (BagError, ValueError) as exc:
+        parser.exit(2, f'env-actor-replay: error: {exc}\n')
+    for topic, count in sorted(counts.items()):
+        print(f'{topic}: {count}')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

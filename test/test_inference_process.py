@@ -1,0 +1,95 @@
+"""ProcessInferenceWorker: same results as in-process inference, clear start-up errors,
+a dead child reported as an error rather than a hang."""
+from pathlib import Path
+import time
+
+import numpy as np
+import pytest
+
+from env_actor.policy.utils.loader import build_policy_bundle
+from env_actor.runtime.inference import InferenceRequest, run_inference
+from env_actor.runtime.inference_process import ProcessInferenceWorker
+from env_actor.tools.smoke import synthetic_input
+
+ACT = Path(__file__).resolve().parent.parent / 'env_actor' / 'policy' / 'policies' / 'act'
+
+
+def tiny_act(tmp_path: Path) -> Path:
+    (tmp_path / 'img.yaml').write_text('type: resnet_encoder\n'
+                                       'params: {out_dim: 8, widths: [8], stem_width: 8}\n')
+    (tmp_path / 'prop.yaml').write_text('type: mlp\nparams: {in_dim: 4, out_dim: 8}\n')
+    (tmp_path / 'dec.yaml').write_text(
+        'type: act_decoder\nparams: {action_dim: 2, chunk_size: 6, token_dim: 8, '
+        'num_obs_tokens: 2, d_model: 16, depth: 1, heads: 2, ff_dim: 16}\n')
+    path = tmp_path / 'act.yaml'
+    path.write_text('model:\n  component_config_paths: {image_encoder: img.yaml, '
+                    'proprio_encoder: prop.yaml, decoder: dec.yaml}\n'
+                    '  checkpoint_path: weights\n'
+                    'policy: {type: act, action_chunk_size: 6, action_dim: 2, state_dim: 2, '
+                    'proprio_history_size: 2, image_size: [8, 8], cameras: [head], '
+                    'warmup_iters: 1}\n')
+    return path
+
+
+def save_weights(path: Path) -> None:
+    """Give the bundle a checkpoint so both processes use identical weights."""
+    import torch
+    from safetensors.torch import save_file
+    (path.parent / 'weights').mkdir()
+    text = path.read_text()
+    path.write_text(text.replace('  checkpoint_path: weights\n', ''))
+    torch.manual_seed(0)
+    bundle = build_policy_bundle(path)
+    for name, module in bundle.components.items():
+        save_file(module.state_dict(), str(path.parent / 'weights' / f'{name}.safetensors'))
+    path.write_text(text)
+
+
+def test_process_worker_matches_in_process_inference(tmp_path):
+    path = tiny_act(tmp_path)
+    save_weights(path)
+    bundle = build_policy_bundle(path)
+    data = synthetic_input(bundle.policy.spec, np.random.default_rng(0))
+    expected = run_inference(bundle.policy, bundle.normalizer,
+                             InferenceRequest(0, data), (6, 2)).chunk
+    worker = ProcessInferenceWorker(path, 'cpu', (6, 2), guided=False)
+    try:
+        assert worker.startup_latency_s > 0
+        worker.submit(InferenceRequest(0, data), 0)
+        assert worker.busy
+        deadline = time.monotonic() + 30
+        result = None
+        while result is None and time.monotonic() < deadline:
+            result = worker.poll(0)
+            time.sleep(0.005)
+        assert result is not None and result.error is None and not worker.busy
+        np.testing.assert_allclose(result.chunk, expected, rtol=1e-5, atol=1e-6)
+        bad = dict(data, head=data['head'][:, :, :4])
+        worker.submit(InferenceRequest(1, bad), 1)
+        while (result := worker.poll(1)) is None:
+            time.sleep(0.005)
+        assert result.chunk is None and "input_data['head'] must be" in result.error
+    finally:
+        worker.close()
+
+
+def test_process_worker_start_up_error_is_raised(tmp_path):
+    path = tiny_act(tmp_path)                     # no weights folder: checkpoint missing
+    with pytest.raises(RuntimeError, match=r'inference process failed: .*checkpoint_path` '
+                                           r'folder not found'):
+        ProcessInferenceWorker(path, 'cpu', (6, 2))
+
+
+def test_dead_child_becomes_an_error_result(tmp_path):
+    path = tiny_act(tmp_path)
+    save_weights(path)
+    worker = ProcessInferenceWorker(path, 'cpu', (6, 2), guided=False)
+    try:
+        worker._process.kill()
+        worker._process.join(5)
+        worker.submit(InferenceRequest(0, {}), 0)
+        result = worker.poll(0)
+        assert result is not None and 'inference process exited' in result.error
+        assert not worker.busy
+    finally:
+        worker.close()
