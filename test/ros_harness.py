@@ -1,7 +1,12 @@
 """Test harness: a private rclpy context, a probe node recording outputs, an executor thread.
 
-Everything goes over real DDS (loopback only, see conftest.py); nothing is mocked.
+Everything goes over real DDS (loopback only, see conftest.py); nothing is mocked. Each
+harness gets its own ROS domain (`env` carries it to subprocesses): with LOCALHOST
+discovery rmw_fastrtps discovers at most 32 participants per host and domain, and every
+test's context is a new participant.
 """
+import itertools
+import os
 import threading
 import time
 from typing import Callable, Optional
@@ -18,12 +23,23 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 
+_DOMAINS = itertools.count()
+
+
+def next_domain() -> int:
+    """A fresh domain in [10, 99], offset from this run's ROS_DOMAIN_ID."""
+    base = int(os.environ.get('ROS_DOMAIN_ID', '10'))
+    return 10 + (base - 10 + 1 + next(_DOMAINS)) % 90
+
+
 class Harness:
     """Spins the nodes it is given plus a probe node on one background executor."""
 
     def __init__(self, node_name: str = 'env_actor') -> None:
+        self.domain_id = next_domain()
+        self.env = dict(os.environ, ROS_DOMAIN_ID=str(self.domain_id))
         self.context = rclpy.Context()
-        rclpy.init(context=self.context)
+        rclpy.init(context=self.context, domain_id=self.domain_id)
         self.probe = rclpy.create_node('test_probe', context=self.context)
         self.events: list = []            # (monotonic time, kind, payload) in arrival order
         self.diagnostics: list = []

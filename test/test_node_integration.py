@@ -8,7 +8,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 import yaml
 from rclpy.qos import qos_profile_sensor_data
 
@@ -28,16 +27,12 @@ DT, H = 0.05, 50
 PAUSE_AT, PAUSE_FOR = 13.0, 2.5
 
 
-@pytest.fixture
-def sensors():
-    proc = subprocess.Popen(
+def start_sensors(harness: Harness) -> subprocess.Popen:
+    return subprocess.Popen(
         [sys.executable, '-m', 'env_actor.tools.sensor_publisher', '--transport', 'compressed',
          '--size', '640x480', '--rate', '100', '--camera-rate', '30', '--duration', '30',
          '--pause-camera', 'left', '--pause-at', str(PAUSE_AT), '--pause-for', str(PAUSE_FOR),
-         '--joints', *NODE_PARAMS['state_joint_names']])
-    yield proc
-    proc.terminate()
-    proc.wait(timeout=10)
+         '--joints', *NODE_PARAMS['state_joint_names']], env=harness.env)
 
 
 def commands_between(events, start, end):
@@ -70,7 +65,7 @@ def check_chunks_follow_commands(events):
     return len(starts)
 
 
-def test_node_over_dds_lifecycle_chunks_reset_and_stale_camera(sensors):
+def test_node_over_dds_lifecycle_chunks_reset_and_stale_camera():
     harness = Harness()
     left_frames = []
     harness.probe.create_subscription(CompressedImage, 'left/image_raw/compressed',
@@ -80,6 +75,7 @@ def test_node_over_dds_lifecycle_chunks_reset_and_stale_camera(sensors):
         '--ros-args', '--params-file', str(PARAMS), '-p', f'policy_yaml:={POLICY}',
         '-p', 'autostart:=false'])
     harness.add_node(node)
+    sensors = start_sensors(harness)
     sensor_start = time.monotonic()
     try:
         assert harness.state() == 'unconfigured'
@@ -132,4 +128,6 @@ def test_node_over_dds_lifecycle_chunks_reset_and_stale_camera(sensors):
         assert harness.transition(Transition.TRANSITION_CLEANUP)
         assert harness.state() == 'unconfigured'
     finally:
+        sensors.terminate()
+        sensors.wait(timeout=10)
         harness.close()

@@ -144,7 +144,7 @@ def test_replay_over_dds_with_clock_drives_the_node(tmp_path):
              '/right/image_raw/compressed', '--record', str(out),
              '--record-topics', '/forward_position_controller/commands',
              '/joint_trajectory_controller/joint_trajectory', '--tail', '0.5'],
-            capture_output=True, text=True, timeout=60)
+            capture_output=True, text=True, timeout=60, env=harness.env)
         assert result.returncode == 0, result.stderr
         assert '/joint_states: 400' in result.stdout
         time.sleep(0.3)
