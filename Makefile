@@ -10,7 +10,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 90 + 10 )))
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test bench lock clean
+.PHONY: setup demo smoke test bench lock clean
 
 ## setup: create .venv with the pinned environment (fast when nothing changed)
 setup: $(STAMP)
@@ -21,8 +21,12 @@ $(STAMP): requirements.txt constraints.txt setup.py package.xml
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-## demo: set up, then run the main job
+## demo: set up, then run the main job: the simulated robot driven by the shipped policy
 demo: setup
+	$(PY) -m env_actor.tools.demo --episodes 5 --out out
+
+## smoke: build the example policy and print one action chunk
+smoke: setup
 	$(PY) -m env_actor.tools.smoke
 
 ## test: set up, then run the whole test suite

@@ -49,6 +49,10 @@ setup(
             'env-actor-replay = env_actor.tools.bag_player:main',
             'env-actor-eval = env_actor.tools.offline_eval:main',
             'env-actor-make-bag = env_actor.tools.synthetic_bag:main',
+            'env-actor-sim = env_actor.tools.sim_robot_node:main',
+            'env-actor-sim-record = env_actor.tools.sim_record:main',
+            'env-actor-train = env_actor.tools.train:main',
+            'env-actor-demo = env_actor.tools.demo:main',
         ],
     },
 )

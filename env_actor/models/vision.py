@@ -32,25 +32,45 @@ class BasicBlock(nn.Module):
         return torch.relu(self.norm2(self.conv2(y)) + self.skip(x))
 
 
+class SpatialSoftmax(nn.Module):
+    """Per channel, the softmax-weighted mean image coordinate: (B, C, H, W) -> (B, 2C).
+
+    Keeps *where* features are (what a reaching policy needs), unlike average pooling.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        weights = torch.softmax(x.reshape(b, c, h * w), dim=-1)
+        ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype)
+        xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
+        ex = (weights * grid_x.reshape(1, 1, -1)).sum(-1)
+        ey = (weights * grid_y.reshape(1, 1, -1)).sum(-1)
+        return torch.cat([ex, ey], dim=1)
+
+
 @COMPONENT_REGISTRY.register('resnet_encoder')
 class ResNetEncoder(nn.Module):
-    """Stem conv (stride 2) + one BasicBlock per width (stride 2) + spatial softmax-free
-    global average pooling + linear projection.
+    """Stem conv (stride 2) + one BasicBlock per width (stride 2) + pooling + linear.
 
     Args:
         out_dim: feature size.
         widths: channels of the stages (each halves the resolution).
         stem_width: channels of the stem.
+        pool: `avg` (global average) or `spatial_softmax` (expected x, y per channel).
     Raises:
-        ValueError: empty widths or non-positive sizes.
+        ValueError: empty widths, non-positive sizes or an unknown pool.
     """
 
     def __init__(self, out_dim: int = 128, widths: Sequence[int] = (32, 64, 128),
-                 stem_width: int = 32) -> None:
+                 stem_width: int = 32, pool: str = 'avg') -> None:
         super().__init__()
         if not widths or min(widths) < 1 or out_dim < 1 or stem_width < 1:
             raise ValueError(f'resnet_encoder: sizes must be positive, got out_dim={out_dim}, '
                              f'widths={list(widths)}, stem_width={stem_width}')
+        if pool not in ('avg', 'spatial_softmax'):
+            raise ValueError(f"resnet_encoder: pool must be 'avg' or 'spatial_softmax', got "
+                             f'{pool!r}')
         self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
                              persistent=False)
         self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
@@ -62,11 +82,13 @@ class ResNetEncoder(nn.Module):
             blocks.append(BasicBlock(channels, width, 2))
             channels = width
         self.blocks = nn.Sequential(*blocks)
-        self.proj = nn.Linear(channels, out_dim)
+        self.pool = SpatialSoftmax() if pool == 'spatial_softmax' else None
+        self.proj = nn.Linear(2 * channels if self.pool is not None else channels, out_dim)
         self.out_dim = out_dim
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float() / 255.0 if images.dtype == torch.uint8 else images
         x = (x - self.mean) / self.std
         x = self.blocks(self.stem(x))
-        return self.proj(x.mean(dim=(2, 3)))
+        pooled = self.pool(x) if self.pool is not None else x.mean(dim=(2, 3))
+        return self.proj(pooled)

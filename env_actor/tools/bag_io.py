@@ -9,6 +9,7 @@ import re
 from typing import Iterable, Iterator, Optional, Sequence, Union
 
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.serde import SerdeError
 from rosbags.typesys import get_typestore, Stores
 
 MESSAGE_PACKAGES = ('sensor_msgs', 'std_msgs', 'trajectory_msgs', 'geometry_msgs',
@@ -96,9 +97,25 @@ def read_messages(reader: Reader, topics: Iterable[str]) -> Iterator[tuple[str, 
         yield connection.topic, stamp, raw
 
 
+def _deserialize_prefix(raw: bytes, msgtype: str) -> tuple:
+    """(message, end offset of the CDR payload) ignoring bytes after the message."""
+    msgdef = TYPESTORE.get_msgdef(msgtype)
+    func = msgdef.deserialize_cdr_le if raw[1] else msgdef.deserialize_cdr_be
+    return func(memoryview(raw)[4:], 0, msgdef.cls, TYPESTORE)
+
+
 def deserialize(raw: bytes, msgtype: str):
-    """CDR bytes -> a rosbags message object (attributes as in the ROS message)."""
-    return TYPESTORE.deserialize_cdr(raw, msgtype)
+    """CDR bytes -> a rosbags message object (attributes as in the ROS message).
+
+    Trailing bytes after the message are tolerated: rclpy's serializer (and so messages
+    recorded from it) can leave a few past the end, which rosbags alone rejects.
+    """
+    try:
+        return TYPESTORE.deserialize_cdr(raw, msgtype)
+    except SerdeError as exc:
+        if 'size mismatch' not in str(exc):
+            raise
+        return _deserialize_prefix(raw, msgtype)[0]
 
 
 class BagWriter:
@@ -124,6 +141,7 @@ class BagWriter:
         if raw is None:
             from rclpy.serialization import serialize_message
             raw = serialize_message(message)
+            raw = raw[:4 + _deserialize_prefix(raw, msgtype)[1]]   # drop trailing bytes
         self._writer.write(self._connections[topic], int(stamp_ns), raw)
 
     def close(self) -> None:

@@ -61,7 +61,8 @@ def play(bag: Path, rate: float = 1.0, start_offset: float = 0.0,
          topics: Optional[Sequence[str]] = None, remap: Optional[dict] = None,
          clock_frequency: float = 100.0, publish_clock: bool = True,
          record: Optional[Path] = None, record_topics: Optional[dict] = None,
-         storage: str = 'mcap', tail: float = 1.0, args: Optional[list] = None) -> dict:
+         storage: str = 'mcap', tail: float = 1.0, args: Optional[list] = None,
+         wait_subscribers: float = 5.0) -> dict:
     """Play `bag`; returns counts of published (and recorded) messages.
 
     Raises:
@@ -93,7 +94,11 @@ def play(bag: Path, rate: float = 1.0, start_offset: float = 0.0,
     spin_thread = threading.Thread(target=lambda: _spin(node, context, spinning), daemon=True)
     spin_thread.start()
     counts = {t: 0 for t in selected}
-    time.sleep(1.0)                                   # let subscribers match
+    deadline = time.monotonic() + wait_subscribers    # like waiting for the reader to match
+    while time.monotonic() < deadline and not all(
+            p.get_subscription_count() > 0 for p in publishers.values()):
+        time.sleep(0.05)
+    time.sleep(0.2)
     wall0 = time.monotonic()
 
     def bag_now() -> int:
@@ -170,6 +175,8 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
     parser.add_argument('--tail', type=float, default=1.0,
                         help='seconds of /clock after the last message')
+    parser.add_argument('--wait-subscribers', type=float, default=5.0,
+                        help='wait up to this long for every topic to have a subscriber')
     opts, ros_args = parser.parse_known_args(args)
     record_topics = {}
     for item in opts.record_topics:
@@ -180,7 +187,8 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     try:
         counts = play(opts.bag, opts.rate, opts.start_offset, opts.topics,
                       parse_remaps(opts.remap), opts.clock_frequency, not opts.no_clock,
-                      opts.record, record_topics, opts.storage, opts.tail, ros_args)
+                      opts.record, record_topics, opts.storage, opts.tail, ros_args,
+                      opts.wait_subscribers)
     except (BagError, ValueError) as exc:
         parser.exit(2, f'env-actor-replay: error: {exc}\n')
     for topic, count in sorted(counts.items()):

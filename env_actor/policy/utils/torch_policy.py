@@ -26,6 +26,28 @@ from env_actor.policy.utils.spec import PolicySpec, validate_input_data
 _AUTOCAST = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
+def encode_observations(image_encoders: list, proprio_encoder: nn.Module,
+                        images: list, proprio_normalized: torch.Tensor) -> torch.Tensor:
+    """Batched observation tokens, shared by inference and training.
+
+    Args:
+        image_encoders: one encoder per camera (the same module when shared).
+        proprio_encoder: maps (B, P * S) to (B, D).
+        images: per camera, (B, num_img_obs, 3, H, W) uint8 (or float in [0, 1]).
+        proprio_normalized: (B, P * S) normalised, flattened proprio history.
+    Returns:
+        (B, len(cameras) * num_img_obs + 1, D): camera frames (oldest-first per camera,
+        cameras in order), then proprio.
+    """
+    tokens = []
+    for encoder, frames in zip(image_encoders, images):
+        batch, count = frames.shape[:2]
+        features = encoder(frames.reshape(batch * count, *frames.shape[2:]))
+        tokens.append(features.reshape(batch, count, -1))
+    tokens.append(proprio_encoder(proprio_normalized)[:, None])
+    return torch.cat(tokens, dim=1)
+
+
 class TorchChunkPolicy:
     """Base for policies made of image/proprio encoders and a chunk head component."""
 
@@ -85,17 +107,14 @@ class TorchChunkPolicy:
 
     def encode(self, input_data: dict, norm: DataNormalizationInterface) -> torch.Tensor:
         """Observation tokens (1, T, token_dim) (no grad)."""
-        tokens = []
+        # one copy per inference: frames may be strided views on messages
+        images = [torch.from_numpy(np.ascontiguousarray(input_data[cam]))[None]
+                  .to(self.device) for cam in self.spec.cameras]
+        proprio = torch.from_numpy(input_data['proprio']).to(self.device)
+        proprio = norm.normalize_proprio(proprio).reshape(1, -1)
         with torch.no_grad(), self.autocast():
-            for cam in self.spec.cameras:
-                # one copy per inference: frames may be strided views on messages
-                frames = torch.from_numpy(np.ascontiguousarray(input_data[cam]))
-                frames = frames.to(self.device)
-                tokens.append(self.image_encoders[cam](frames).float())
-            proprio = torch.from_numpy(input_data['proprio']).to(self.device)
-            proprio = norm.normalize_proprio(proprio).reshape(1, -1)
-            tokens.append(self.proprio_encoder(proprio).float())
-        return torch.cat(tokens, 0).unsqueeze(0)
+            return encode_observations([self.image_encoders[c] for c in self.spec.cameras],
+                                       self.proprio_encoder, images, proprio).float()
 
     def to_actions(self, normalized: torch.Tensor,
                    norm: DataNormalizationInterface) -> np.ndarray:

@@ -1,0 +1,177 @@
+"""The simulated robot on ROS 2 (`env-actor-sim`): what a ros2_control bringup would be.
+
+    env-actor-sim [--episodes 5] [--seed 0] [--episode-duration 8] [--reset-service S]
+
+Publishes /joint_states (100 Hz), /sim/<camera>/image_raw/compressed (JPEG, 30 Hz) for
+head/left/right and /sim/status (std_msgs/String, JSON: episode, seed, time, success,
+done); executes /forward_position_controller/commands (Float64MultiArray, a set-point per
+tick) and /joint_trajectory_controller/joint_trajectory (JointTrajectory, interpolated from
+its arrival like joint_trajectory_controller with a zero stamp). Episodes run back to back
+with seeds seed, seed+1, ...; at each start the arm goes home, a new target appears and the
+policy node's ~/reset service (default /env_actor/reset) is called so it starts fresh.
+Exits after --episodes episodes.
+"""
+import argparse
+import json
+import threading
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+
+from sensor_msgs.msg import CompressedImage, JointState
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from env_actor.tools.sim_world import JOINTS, SimWorld
+
+CAMERAS = ('head', 'left', 'right')
+
+
+class SimRobotNode(Node):
+    """Steps a SimWorld on the node clock and exchanges ROS messages with it."""
+
+    def __init__(self, episodes: int, seed: int, episode_duration: float,
+                 reset_service: str, **kwargs) -> None:
+        super().__init__('env_actor_sim', **kwargs)
+        self.episodes, self.first_seed = episodes, seed
+        self.world = SimWorld(seed=seed, episode_duration=episode_duration)
+        self.episode = -1
+        self.results: list = []
+        self.finished = threading.Event()
+        self._lock = threading.Lock()
+        self._trajectory: Optional[tuple] = None
+        self._last_time: Optional[float] = None
+        self._next_camera = 0.0
+        self._next_status = 0.0
+        self._joint_pub = self.create_publisher(JointState, '/joint_states',
+                                                qos_profile_sensor_data)
+        self._camera_pubs = {c: self.create_publisher(CompressedImage,
+                                                      f'/sim/{c}/image_raw/compressed',
+                                                      qos_profile_sensor_data)
+                             for c in CAMERAS}
+        self._status_pub = self.create_publisher(String, '/sim/status', QoSProfile(depth=20))
+        self.create_subscription(Float64MultiArray, '/forward_position_controller/commands',
+                                 self._on_command, 10)
+        self.create_subscription(JointTrajectory,
+                                 '/joint_trajectory_controller/joint_trajectory',
+                                 self._on_trajectory, 10)
+        self._reset_client = self.create_client(Trigger, reset_service)
+        self._new_episode()
+        self.create_timer(0.01, self._on_step)
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _new_episode(self) -> None:
+        self.episode += 1
+        with self._lock:
+            self.world.reset(self.first_seed + self.episode)
+            self._trajectory = None
+        if self._reset_client.service_is_ready():
+            self._reset_client.call_async(Trigger.Request())
+        self._publish_status(done=False)
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        try:
+            with self._lock:
+                self.world.set_command(np.asarray(msg.data))
+                self._trajectory = None
+        except ValueError as exc:
+            self.get_logger().warn(f'ignored command: {exc}')
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        index = {n: i for i, n in enumerate(msg.joint_names)}
+        if not msg.points or any(j not in index for j in JOINTS):
+            self.get_logger().warn('ignored trajectory: empty or missing joints')
+            return
+        order = [index[j] for j in JOINTS]
+        times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9
+                          for p in msg.points])
+        points = np.array([[p.positions[i] for i in order] for p in msg.points])
+        with self._lock:
+            start = self.world.command.copy()
+            self._trajectory = (self._now(), np.concatenate([[0.0], times]),
+                                np.vstack([start, points]))
+
+    def _on_step(self) -> None:
+        now = self._now()
+        if self._last_time is None:
+            self._last_time = now
+            return
+        dt = min(now - self._last_time, 0.1)
+        self._last_time = now
+        with self._lock:
+            if self._trajectory is not None:
+                t0, times, points = self._trajectory
+                t = now - t0
+                command = np.array([np.interp(t, times, points[:, j]) for j in range(4)])
+                self.world.set_command(command)
+            self.world.step(dt)
+            q = self.world.q.copy()
+            done = self.world.done
+        state = JointState(name=list(JOINTS), position=q.tolist())
+        state.header.stamp = self.get_clock().now().to_msg()
+        self._joint_pub.publish(state)
+        if now >= self._next_camera:
+            self._next_camera = max(self._next_camera + 1 / 30, now)
+            stamp = state.header.stamp
+            for camera, pub in self._camera_pubs.items():
+                with self._lock:
+                    image = self.world.render(camera)
+                ok, jpeg = cv2.imencode('.jpg', image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+                msg = CompressedImage(format='jpeg', data=jpeg.tobytes())
+                msg.header.stamp, msg.header.frame_id = stamp, camera
+                pub.publish(msg)
+        if now >= self._next_status and not done:
+            self._next_status = now + 0.5
+            self._publish_status(done=False)
+        if done:
+            self.results.append({'episode': self.episode,
+                                 'seed': self.first_seed + self.episode,
+                                 'success': bool(self.world.success),
+                                 'time': self.world.success_time or self.world.time})
+            self._publish_status(done=True)
+            if self.episode + 1 >= self.episodes:
+                self.finished.set()
+            else:
+                self._new_episode()
+
+    def _publish_status(self, done: bool) -> None:
+        status = {'episode': self.episode, 'seed': self.first_seed + self.episode,
+                  'time': round(self.world.time, 3), 'success': bool(self.world.success),
+                  'done': done}
+        self._status_pub.publish(String(data=json.dumps(status)))
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description='The simulated robot (planar arm + gripper, '
+                                                 'three cameras) on ROS 2.')
+    parser.add_argument('--episodes', type=int, default=5)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--episode-duration', type=float, default=8.0)
+    parser.add_argument('--reset-service', default='/env_actor/reset')
+    opts, ros_args = parser.parse_known_args(args)
+    rclpy.init(args=ros_args)
+    node = SimRobotNode(opts.episodes, opts.seed, opts.episode_duration, opts.reset_service)
+    executor = rclpy.executors.SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while rclpy.ok() and not node.finished.is_set():
+            executor.spin_once(timeout_sec=0.05)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        successes = sum(r['success'] for r in node.results)
+        print(f'sim: {successes}/{len(node.results)} episodes succeeded')
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""The simulated robot: kinematics, task rules, rendering, expert, recorder and training,
+and the README demo end to end over DDS with the shipped policy."""
+import json
+import math
+from pathlib import Path
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from env_actor.policy.utils.loader import build_policy_bundle
+from env_actor.tools.bag_io import open_bag, topic_types
+from env_actor.tools.sim_eval import run_episode
+from env_actor.tools.sim_record import record_episode
+from env_actor.tools.sim_world import (CAMERAS, expert_action, forward_kinematics, HOME,
+                                       LOWER, SimWorld, UPPER)
+from env_actor.tools.train import train
+from ros_harness import next_domain
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / 'policies' / 'sim_flow' / 'policy.yaml'
+
+
+def test_forward_kinematics():
+    points = forward_kinematics(np.zeros(4))
+    np.testing.assert_allclose(points[-1], [0.8, 0.0], atol=1e-12)
+    points = forward_kinematics(np.array([math.pi / 2, 0, 0, 0]))
+    np.testing.assert_allclose(points[-1], [0.0, 0.8], atol=1e-12)
+
+
+def test_servo_speed_and_limits():
+    world = SimWorld(seed=0)
+    world.reset(0)
+    start = world.q.copy()
+    world.set_command(UPPER + 5.0)
+    np.testing.assert_array_equal(world.command, UPPER)
+    world.step(0.1)
+    assert np.all(world.q - start <= np.array([2.0, 2.0, 2.5, 4.0]) * 0.1 + 1e-9)
+    world.step(10.0)
+    np.testing.assert_allclose(world.q, UPPER)
+    with pytest.raises(ValueError, match='4 finite values'):
+        world.set_command(np.array([0.0, np.nan, 0.0, 0.0]))
+
+
+def test_target_jumps_and_success_needs_closed_gripper_near_it():
+    world = SimWorld(seed=3)
+    world.reset(3)
+    first = world.target.copy()
+    world.step(world.jump_time + 0.01)
+    assert world.jumped and np.linalg.norm(world.target - first) >= 0.25
+    while not world.done:                          # an open gripper never succeeds
+        action = expert_action(world)
+        action[3] = 0.0
+        world.set_command(action)
+        world.step(0.05)
+    assert not world.success
+    world.reset(3)
+    while not world.done:
+        world.set_command(expert_action(world))
+        world.step(0.05)
+    assert world.success and world.jump_time < world.success_time < 8.0
+
+
+def test_expert_succeeds_on_many_seeds():
+    outcomes = []
+    for seed in range(10):
+        world = SimWorld(seed=seed)
+        world.reset(seed)
+        while not world.done:
+            world.set_command(expert_action(world))
+            world.step(0.05)
+        outcomes.append(world.success)
+    assert all(outcomes)
+
+
+def test_rendering_shows_the_target_where_it_is():
+    world = SimWorld(seed=1)
+    world.reset(1)
+    for camera, affine in CAMERAS.items():
+        image = world.render(camera)
+        assert image.shape == (128, 128, 3) and image.dtype == np.uint8
+        x, y = affine[:, :2] @ world.target + affine[:, 2]
+        r, g, b = image[int(round(y)), int(round(x))]
+        assert r > 200 and g < 80 and b < 80, camera          # red target
+        np.testing.assert_array_equal(image, world.render(camera))
+
+
+def test_record_train_and_evaluate_a_bundle(tmp_path):
+    for i in range(2):
+        outcome = record_episode(tmp_path / 'demos' / f'episode_{i}', seed=i)
+        assert outcome['success']
+    reader = open_bag(tmp_path / 'demos' / 'episode_0')
+    try:
+        types = topic_types(reader)
+    finally:
+        reader.close()
+    assert types['/joint_states'] == 'sensor_msgs/msg/JointState'
+    assert types['/sim/head/image_raw/compressed'] == 'sensor_msgs/msg/CompressedImage'
+    assert types['/forward_position_controller/commands'] == 'std_msgs/msg/Float64MultiArray'
+    summary = train(tmp_path / 'demos', tmp_path / 'bundle', epochs=1, log=lambda *_: None)
+    assert summary['episodes'] == 2 and summary['samples'] > 100
+    assert np.isfinite(summary['final_loss'])
+    assert json.loads((tmp_path / 'bundle' / 'training.json').read_text())['epochs'] == 1
+    bundle = build_policy_bundle(tmp_path / 'bundle' / 'policy.yaml')
+    assert bundle.config['policy']['action_chunk_size'] == 24
+    result = run_episode(bundle, 'rtc', 1, seed=5, duration=1.0)
+    assert result['ticks'] == 20 and result['inferences'] >= 2
+    assert set(result) >= {'success', 'seam_step_mean', 'inside_step_mean', 'jerk_mean'}
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason='shipped policy not trained yet')
+def test_shipped_policy_succeeds_in_simulation_without_dds():
+    bundle = build_policy_bundle(SHIPPED)
+    results = [run_episode(bundle, 'rtc', 1, seed) for seed in (30_000, 30_001, 30_002)]
+    assert sum(r['success'] for r in results) >= 2, results
+
+
+def test_demo_over_dds_reaches_the_target_in_most_episodes(tmp_path):
+    import os
+    env = dict(os.environ, ROS_DOMAIN_ID=str(next_domain()))
+    result = subprocess.run([sys.executable, '-m', 'env_actor.tools.demo', '--episodes', '3',
+                             '--seed', '300', '--out', str(tmp_path), '--timeout', '150'],
+                            capture_output=True, text=True, timeout=200, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    match = re.search(r'summary: (\d+)/(\d+) episodes succeeded', result.stdout)
+    assert match and int(match.group(2)) == 3, result.stdout
+    assert int(match.group(1)) >= 2, result.stdout
+    assert 'inference p50' in result.stdout
+    assert (tmp_path / 'demo_strip.png').stat().st_size > 1000
