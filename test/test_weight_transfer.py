@@ -44,7 +44,7 @@ def test_mismatches_are_named():
     target = make_net(0)
     state = make_net(1).state_dict()
     state['0.weight'] = torch.zeros(8, 5)
-    with pytest.raises(ValueError, match=r"key '0.weight' has shape \(8, 5\), module expects "
+    with pytest.raises(ValueError, match=r"key '0.weight' has shape \(8, 5\), model expects "
                                          r"\(8, 4\)"):
         load_state_dict_to_module(target, state)
     del state['0.weight']

@@ -71,6 +71,19 @@ class NodeConfig:
     def control_period(self) -> float:
         return 1.0 / self.values['control_frequency']
 
+    def runtime_settings(self, algorithm: Optional[str] = None):
+        """The RuntimeSettings these parameters describe (`algorithm` overrides)."""
+        from env_actor.runtime.factory import RuntimeSettings
+        return RuntimeSettings(
+            algorithm=algorithm or self.algorithm, control_period=self.control_period,
+            min_num_actions_executed=self.min_num_actions_executed,
+            sequential_actions=self.sequential_actions or None,
+            delay_window=self.delay_window, initial_delay_steps=self.initial_delay_steps,
+            image_stride=self.image_stride, proprio_max_age=self.joint_states_max_age,
+            camera_max_age={c.name: c.max_age for c in self.cameras},
+            position_lower=self.limits('position_lower'),
+            position_upper=self.limits('position_upper'), max_step=self.limits('max_step'))
+
     def limits(self, key: str) -> Optional[list]:
         values = self.values[f'safety.{key}']
         if not values:

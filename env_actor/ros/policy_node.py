@@ -46,7 +46,7 @@ from env_actor.ros.conversions import (action_to_command, chunk_to_trajectory,
                                        compressed_to_chw, diagnostic_status, image_to_chw,
                                        JointStateConverter)
 from env_actor.ros.params import DEFAULTS, NodeConfig, read_node_config
-from env_actor.runtime.factory import build_executor, make_executor, RuntimeSettings
+from env_actor.runtime.factory import build_executor, make_executor
 from env_actor.runtime.inference_process import ProcessInferenceWorker
 from env_actor.runtime.observation import PROPRIO
 
@@ -107,15 +107,7 @@ class PolicyNode(LifecycleNode):
         if sorted(cfg.values['cameras']) != sorted(spec.cameras):
             raise ValueError(f"parameter cameras {cfg.values['cameras']} does not match the "
                              f'policy cameras {list(spec.cameras)}')
-        settings = RuntimeSettings(
-            algorithm=cfg.algorithm, control_period=cfg.control_period,
-            min_num_actions_executed=cfg.min_num_actions_executed,
-            sequential_actions=cfg.sequential_actions or None,
-            delay_window=cfg.delay_window, initial_delay_steps=cfg.initial_delay_steps,
-            image_stride=cfg.image_stride, proprio_max_age=cfg.joint_states_max_age,
-            camera_max_age={c.name: c.max_age for c in cfg.cameras},
-            position_lower=cfg.limits('position_lower'),
-            position_upper=cfg.limits('position_upper'), max_step=cfg.limits('max_step'))
+        settings = cfg.runtime_settings()
         started = time.perf_counter()
         if cfg.inference_mode == 'process':
             worker = ProcessInferenceWorker(

@@ -4,8 +4,6 @@ import math
 import time
 from typing import Any, Callable, Optional, Sequence, Union
 
-import numpy as np
-
 from env_actor.policy.utils.loader import PolicyBundle
 from env_actor.policy.utils.spec import PolicySpec
 from env_actor.runtime.executor import ChunkExecutor, ExecutorConfig
@@ -35,15 +33,10 @@ class RuntimeSettings:
 
 
 def measure_latency(bundle: PolicyBundle, spec: PolicySpec, guided: bool) -> float:
-    """Seconds of one inference on a dummy observation (after warm-up)."""
-    data: dict[str, Any] = {'proprio': np.zeros((spec.proprio_history_size, spec.state_dim),
-                                                np.float32)}
-    for cam in spec.cameras:
-        data[cam] = np.zeros(spec.image_shape(), np.uint8)
+    """Seconds of one inference on a zero observation (after warm-up)."""
+    data = spec.zeros_input(guided)
     start = time.perf_counter()
     if guided:
-        data['prev_action'] = np.zeros((spec.action_chunk_size, spec.action_dim), np.float32)
-        data['est_delay'] = 0
         bundle.policy.guided_inference(data, bundle.normalizer,
                                        max(1, spec.action_chunk_size // 2),
                                        spec.action_chunk_size)

@@ -32,7 +32,7 @@ from env_actor.policy.utils.spec import PolicySpec
 from env_actor.ros.conversions import (action_to_command, chunk_to_trajectory,
                                        compressed_to_chw, image_to_chw, JointStateConverter)
 from env_actor.ros.params import config_from_params_file, NodeConfig
-from env_actor.runtime.factory import build_executor, measure_latency, RuntimeSettings
+from env_actor.runtime.factory import build_executor, measure_latency
 from env_actor.runtime.observation import PROPRIO
 from env_actor.tools.bag_io import (absolute_topic, BagError, BagWriter, deserialize,
                                     open_bag, read_messages, require_topics, topic_types)
@@ -54,18 +54,6 @@ class EvalResult:
     chunk_start_ticks: list
     recorded: Optional[np.ndarray]
     metrics: dict
-
-
-def settings_from(cfg: NodeConfig, algorithm: Optional[str]) -> RuntimeSettings:
-    return RuntimeSettings(
-        algorithm=algorithm or cfg.algorithm, control_period=cfg.control_period,
-        min_num_actions_executed=cfg.min_num_actions_executed,
-        sequential_actions=cfg.sequential_actions or None, delay_window=cfg.delay_window,
-        initial_delay_steps=max(cfg.initial_delay_steps, 0),
-        image_stride=cfg.image_stride, proprio_max_age=cfg.joint_states_max_age,
-        camera_max_age={c.name: c.max_age for c in cfg.cameras},
-        position_lower=cfg.limits('position_lower'),
-        position_upper=cfg.limits('position_upper'), max_step=cfg.limits('max_step'))
 
 
 def recorded_action(msg, msgtype: str, joint_names: Sequence[str]) -> np.ndarray:
@@ -113,7 +101,7 @@ def evaluate(bag: Path, policy_yaml: Path, params_file: Path,
             latency = measure_latency(bundle, spec, (algorithm or cfg.algorithm) == 'rtc')
             delay_steps = int(math.ceil(latency / dt))
         torch.manual_seed(seed)
-        executor = build_executor(bundle, settings_from(cfg, algorithm), int(delay_steps))
+        executor = build_executor(bundle, cfg.runtime_settings(algorithm), int(delay_steps))
         joints = JointStateConverter(cfg.state_joint_names, cfg.state_fields)
         camera_of = {absolute_topic(c.topic): c.name for c in cfg.cameras}
         converters = {absolute_topic(c.topic): image_to_chw if c.transport == 'raw'

@@ -38,6 +38,7 @@ import yaml
 from env_actor.policy.registry import COMPONENT_REGISTRY, POLICY_REGISTRY
 from env_actor.policy.utils.errors import PolicyFileNotFoundError, PolicyLoadError
 from env_actor.policy.utils.normalization import DataNormalizationInterface
+from env_actor.policy.utils.weight_transfer import describe_mismatch
 
 PathLike = Union[str, Path]
 _IDENTIFIER = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
@@ -148,20 +149,9 @@ def read_state_dict(checkpoint_dir: Path, name: str,
 
 def check_state_dict(module: nn.Module, state: dict, name: str, source: PathLike) -> None:
     """Raise PolicyLoadError naming component, key and shapes unless `state` fits exactly."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise PolicyLoadError(f'checkpoint {source} for component {name!r}: missing keys '
-                              f'{missing}, unexpected keys {unexpected}')
-    for key, tensor in state.items():
-        if not isinstance(tensor, torch.Tensor):
-            raise PolicyLoadError(f'checkpoint {source} for component {name!r}: key {key!r} '
-                                  f'is a {type(tensor).__name__}, not a tensor')
-        if tuple(tensor.shape) != tuple(expected[key].shape):
-            raise PolicyLoadError(
-                f'checkpoint {source} for component {name!r}: key {key!r} has shape '
-                f'{tuple(tensor.shape)}, model expects {tuple(expected[key].shape)}')
+    problem = describe_mismatch(module.state_dict(), state)
+    if problem is not None:
+        raise PolicyLoadError(f'checkpoint {source} for component {name!r}: {problem}')
 
 
 def resolve_policy_class(policy_type: str, source: PathLike = '<policy YAML>') -> type:

@@ -72,6 +72,18 @@ class PolicySpec:
     def image_shape(self) -> tuple[int, int, int, int]:
         return (self.num_img_obs, 3, self.image_height, self.image_width)
 
+    def zeros_input(self, guided: bool = False) -> dict:
+        """A valid all-zero `input_data` (warm-up, latency measurement)."""
+        data: dict = {'proprio': np.zeros((self.proprio_history_size, self.state_dim),
+                                          np.float32)}
+        for cam in self.cameras:
+            data[cam] = np.zeros(self.image_shape(), np.uint8)
+        if guided:
+            data['prev_action'] = np.zeros((self.action_chunk_size, self.action_dim),
+                                           np.float32)
+            data['est_delay'] = 0
+        return data
+
 
 def validate_input_data(input_data: Mapping[str, Any], spec: PolicySpec,
                         guided: bool = False) -> None:

@@ -125,20 +125,10 @@ class TorchChunkPolicy:
     def validate(self, input_data: dict, guided: bool = False) -> None:
         validate_input_data(input_data, self.spec, guided)
 
-    def dummy_input(self) -> dict:
-        spec = self.spec
-        data: dict[str, Any] = {
-            'proprio': np.zeros((spec.proprio_history_size, spec.state_dim), np.float32),
-            'prev_action': np.zeros((spec.action_chunk_size, spec.action_dim), np.float32),
-            'est_delay': 0}
-        for cam in spec.cameras:
-            data[cam] = np.zeros(spec.image_shape(), np.uint8)
-        return data
-
     def warmup(self) -> None:
         """Real forward passes (predict and guided) at the configured shapes."""
         norm = DataNormalizationInterface.identity()
-        data = self.dummy_input()
+        data = self.spec.zeros_input(guided=True)
         horizon = max(1, self.spec.action_chunk_size // 2)
         for _ in range(self.warmup_iters):
             self.predict(data, norm)

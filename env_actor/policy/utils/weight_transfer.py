@@ -6,10 +6,32 @@ Floating-point tensors take the dtype of the module's matching tensor (a float32
 loads into a bf16 model); integer buffers keep their dtype. DataParallel /
 DistributedDataParallel wrappers are unwrapped.
 """
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import torch
 import torch.nn as nn
+
+
+def describe_mismatch(expected: Mapping[str, torch.Tensor], state: Mapping[str, Any],
+                      strict: bool = True) -> Optional[str]:
+    """Why `state` does not fit a module whose state dict is `expected`, or None.
+
+    Names missing/unexpected keys (when strict), non-tensor values and shape mismatches.
+    """
+    if strict:
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            return f'missing keys {missing}, unexpected keys {unexpected}'
+    for key, tensor in state.items():
+        if key not in expected:
+            continue
+        if not isinstance(tensor, torch.Tensor):
+            return f'key {key!r} is a {type(tensor).__name__}, not a tensor'
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            return (f'key {key!r} has shape {tuple(tensor.shape)}, model expects '
+                    f'{tuple(expected[key].shape)}')
+    return None
 
 
 def unwrap_module(module: nn.Module) -> nn.Module:
@@ -68,16 +90,9 @@ def load_state_dict_to_module(module: nn.Module, state_dict: Mapping[str, torch.
     """
     target = unwrap_module(module)
     current = target.state_dict()
-    if strict:
-        missing = sorted(set(current) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(current))
-        if missing or unexpected:
-            raise ValueError(f'state dict mismatch: missing keys {missing}, '
-                             f'unexpected keys {unexpected}')
-    for key, tensor in state_dict.items():
-        if key in current and tuple(tensor.shape) != tuple(current[key].shape):
-            raise ValueError(f'state dict key {key!r} has shape {tuple(tensor.shape)}, '
-                             f'module expects {tuple(current[key].shape)}')
+    problem = describe_mismatch(current, state_dict, strict)
+    if problem is not None:
+        raise ValueError(f'state dict mismatch: {problem}')
     reference = next(iter(current.values()), None)
     device = reference.device if reference is not None else torch.device('cpu')
     dtypes = {key: value.dtype for key, value in current.items()}

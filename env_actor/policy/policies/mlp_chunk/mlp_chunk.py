@@ -64,12 +64,8 @@ class MlpChunkPolicy:
         return blended.astype(np.float32)
 
     def warmup(self) -> None:
-        spec = self.spec
-        dummy = {'proprio': np.zeros((spec.proprio_history_size, spec.state_dim), np.float32)}
-        for cam in spec.cameras:
-            dummy[cam] = np.zeros(spec.image_shape(), np.uint8)
         from env_actor.policy.utils.normalization import DataNormalizationInterface
-        self.predict(dummy, DataNormalizationInterface.identity())
+        self.predict(self.spec.zeros_input(), DataNormalizationInterface.identity())
 
     def freeze_all_model_params(self) -> None:
         for p in self.model.parameters():
