@@ -10,11 +10,14 @@ H - s), "zeros" uses 0 there (only the frozen first d actions are guided).
 """
 import logging
 import math
+import time
 
 import numpy as np
 
 SCHEDULES = ('exp', 'linear', 'ones', 'zeros')
 _LOG = logging.getLogger(__name__)
+WARN_PERIOD_S = 10.0
+_last_warning = [-math.inf]
 
 
 def clamp_delay(delay: int, chunk_size: int, execution_horizon: int) -> int:
@@ -30,9 +33,11 @@ def clamp_delay(delay: int, chunk_size: int, execution_horizon: int) -> int:
                          f'{chunk_size}], got {execution_horizon}')
     upper = min(execution_horizon, chunk_size - execution_horizon)
     clamped = min(max(int(delay), 0), upper)
-    if clamped != delay:
-        _LOG.warning('RTC delay d=%s violates d <= s <= H - d (H=%d, s=%d); using d=%d',
-                     delay, chunk_size, execution_horizon, clamped)
+    if clamped != delay and time.monotonic() - _last_warning[0] >= WARN_PERIOD_S:
+        _last_warning[0] = time.monotonic()    # at most one warning per WARN_PERIOD_S
+        _LOG.warning('RTC delay d=%s violates d <= s <= H - d (H=%d, s=%d); using d=%d '
+                     '(further warnings within %g s suppressed)', delay, chunk_size,
+                     execution_horizon, clamped, WARN_PERIOD_S)
     return clamped
 
 
