@@ -5,7 +5,10 @@ the same seeded episodes with the shipped trained policy (policies/sim_flow) in 
 simulated world on a simulated clock (deterministic: inference results are released
 after ceil((measured latency + extra) / dt) control ticks). Reports success rate, mean
 episode time, and chunk-seam smoothness: mean/max of the largest per-joint step
-|a_t - a_{t-1}| at chunk switches vs inside chunks, and mean jerk.
+|a_t - a_{t-1}| at chunk switches vs inside chunks, and mean jerk, for the arm joints
+(shoulder, elbow, wrist; the gripper's open/close steps are part of the task and hit its
+slew limit either way) and, in the JSON, for all joints; and the switch jump: how far the
+new chunk's action is from what the old chunk had planned for the switch tick.
 Prints a table and writes bench/results/closed_loop.json.
 
 Usage: python bench/closed_loop.py [--episodes 10] [--rate 20]
@@ -56,23 +59,33 @@ def main() -> int:
                 return float(np.nanmean(values)) if np.isfinite(values).any() else float('nan')
             summary = {'delay_steps': delay, 'extra_ms': extra,
                        'success_rate': mean('success'), 'time_s': mean('time'),
-                       'seam_step_mean': mean('seam_step_mean'),
-                       'seam_step_max': float(np.nanmax([r['seam_step_max'] for r in runs])),
-                       'inside_step_mean': mean('inside_step_mean'),
-                       'jerk_mean': mean('jerk_mean'), 'blocked_ticks': mean('blocked_ticks'),
+                       'seam_step_mean': mean('arm_seam_step_mean'),
+                       'seam_step_max': float(np.nanmax([r['arm_seam_step_max'] for r in runs])),
+                       'inside_step_mean': mean('arm_inside_step_mean'),
+                       'jerk_mean': mean('arm_jerk_mean'),
+                       'all_joints_seam_step_mean': mean('seam_step_mean'),
+                       'switch_jump_mean': mean('arm_switch_jump_mean'),
+                       'switch_jump_max': float(np.nanmax([r['arm_switch_jump_max']
+                                                           for r in runs])),
+                       'blocked_ticks': mean('blocked_ticks'),
                        'starved_ticks': mean('starved_ticks'), 'episodes': runs}
             results[f'{algorithm}@{extra}ms'] = summary
             rows.append([f'{extra}', delay, algorithm, summary['success_rate'],
                          summary['time_s'], summary['seam_step_mean'],
                          summary['seam_step_max'], summary['inside_step_mean'],
+                         summary['switch_jump_mean'], summary['switch_jump_max'],
                          summary['jerk_mean']])
             print(f'{algorithm:12s} +{extra:3d} ms (d={delay}): success '
                   f'{summary["success_rate"]:.2f}, time {summary["time_s"]:.2f} s, seam mean '
                   f'{summary["seam_step_mean"]:.4f}', flush=True)
     print(f'\nclosed loop on the simulated robot at {opts.rate:g} Hz, {opts.episodes} seeded '
           f'episodes each, policy latency {latency * 1e3:.1f} ms (+ injected delay)')
+    print('arm joints: step = max over shoulder/elbow/wrist of |a_t - a_(t-1)| [rad]')
+    print('switch jump = max over arm joints of |new chunk action - old chunk plan| at the '
+          'switch tick')
     print(table(['extra ms', 'd', 'algorithm', 'success', 'time s', 'seam step mean',
-                 'seam step max', 'inside step mean', 'jerk'], rows))
+                 'seam step max', 'inside step mean', 'switch jump mean', 'switch jump max',
+                 'jerk'], rows))
     path = write_results('closed_loop', {'machine': machine(), 'rate_hz': opts.rate,
                                          'policy_latency_ms': latency * 1e3,
                                          'episodes': opts.episodes, 'results': results})

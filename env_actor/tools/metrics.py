@@ -8,15 +8,20 @@ import numpy as np
 def seam_metrics(actions: np.ndarray, new_chunk: np.ndarray) -> dict:
     """Smoothness of commanded actions (T, A); rows of NaN are ticks with no command.
 
-    Step size |a_t - a_{t-1}| (max over joints) between consecutive commanded ticks, split
-    into ticks where a new chunk took over (seams) and the rest; jerk = mean norm of the
-    third difference over runs of consecutive commands.
+    Step size |a_t - a_{t-1}| (max over joints) between consecutive *commanded* ticks
+    (ticks without a command, e.g. Sequential's blocked ticks, are skipped), split into
+    steps onto a tick where a new chunk took over (seams) and the rest; jerk = mean norm
+    of the third difference of the commanded sequence.
     """
     valid = np.all(np.isfinite(actions), axis=1)
-    both = valid[1:] & valid[:-1]
+    actions, new_chunk = actions[valid], np.asarray(new_chunk)[valid]
+    if len(actions) < 2:
+        nan = float('nan')
+        return {'seam_step_mean': nan, 'seam_step_max': nan, 'seams': 0,
+                'inside_step_mean': nan, 'inside_step_max': nan, 'jerk_mean': nan}
     steps = np.max(np.abs(np.diff(actions, axis=0)), axis=1)
-    seam = both & new_chunk[1:]
-    inside = both & ~new_chunk[1:]
+    seam = new_chunk[1:]
+    inside = ~new_chunk[1:]
 
     def stats(mask):
         values = steps[mask]
@@ -25,8 +30,7 @@ def seam_metrics(actions: np.ndarray, new_chunk: np.ndarray) -> dict:
     seam_mean, seam_max, seams = stats(seam)
     inside_mean, inside_max, _ = stats(inside)
     third = np.diff(actions, n=3, axis=0)
-    ok = np.all(np.isfinite(third), axis=1)
-    jerk = float(np.linalg.norm(third[ok], axis=1).mean()) if ok.any() else float('nan')
+    jerk = float(np.linalg.norm(third, axis=1).mean()) if len(third) else float('nan')
     return {'seam_step_mean': seam_mean, 'seam_step_max': seam_max, 'seams': seams,
             'inside_step_mean': inside_mean, 'inside_step_max': inside_max, 'jerk_mean': jerk}
 

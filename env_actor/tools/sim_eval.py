@@ -65,7 +65,8 @@ def run_episode(bundle: PolicyBundle, algorithm: str, delay_steps: int, seed: in
     dt = 1.0 / control_rate
     camera_period = 1.0 / 30.0
     next_camera = 0.0
-    actions, new_chunk = [], []
+    actions, new_chunk, jumps = [], [], []
+    planned = np.zeros((0, 4))
     while not world.done:
         now = world.time
         executor.cache.update(PROPRIO, world.q.astype(np.float32), now)
@@ -82,16 +83,24 @@ def run_episode(bundle: PolicyBundle, algorithm: str, delay_steps: int, seed: in
         result = executor.on_tick(now)
         if result.action is not None:
             world.set_command(result.action)
+            if result.new_chunk and len(planned):
+                # switch jump: new action vs what the old chunk planned for this tick
+                jumps.append(float(np.max(np.abs(result.action[:3] - planned[0, :3]))))
+        planned = executor.planned_actions()
         actions.append(result.action if result.action is not None else np.full(4, np.nan))
         new_chunk.append(bool(result.new_chunk and result.action is not None))
         world.step(dt)
     executor.worker.close()
-    smooth = seam_metrics(np.asarray(actions), np.asarray(new_chunk))
+    actions, new_chunk = np.asarray(actions), np.asarray(new_chunk)
+    smooth = seam_metrics(actions, new_chunk)
+    arm = {f'arm_{k}': v for k, v in seam_metrics(actions[:, :3], new_chunk).items()}
+    jump_stats = {'arm_switch_jump_mean': float(np.mean(jumps)) if jumps else float('nan'),
+                  'arm_switch_jump_max': float(np.max(jumps)) if jumps else float('nan')}
     return {'seed': seed, 'success': bool(world.success),
             'time': world.success_time if world.success else duration,
             'ticks': len(actions), 'inferences': executor.stats.inferences,
             'blocked_ticks': executor.stats.blocked_ticks,
-            'starved_ticks': executor.stats.starved_ticks, **smooth}
+            'starved_ticks': executor.stats.starved_ticks, **smooth, **arm, **jump_stats}
 
 
 def success_rate(bundle: PolicyBundle, episodes: int = 20, algorithm: str = 'rtc',
