@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-from rclpy.parameter import Parameter
 
 from env_actor.ros.policy_node import PolicyNode
 from env_actor.tools.bag_io import BagError, BagWriter, open_bag, read_messages, topic_types

@@ -14,8 +14,8 @@ from env_actor.policy.utils.loader import build_policy_bundle
 from env_actor.tools.bag_io import open_bag, topic_types
 from env_actor.tools.sim_eval import run_episode
 from env_actor.tools.sim_record import record_episode
-from env_actor.tools.sim_world import (CAMERAS, expert_action, forward_kinematics, HOME,
-                                       LOWER, SimWorld, UPPER)
+from env_actor.tools.sim_world import (CAMERAS, expert_action, forward_kinematics,
+                                       SimWorld, UPPER)
 from env_actor.tools.train import train
 from ros_harness import next_domain
 

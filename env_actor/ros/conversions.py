@@ -145,17 +145,6 @@ def compressed_to_chw(msg, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(_resize_hwc(bgr, height, width)[..., ::-1].transpose(2, 0, 1))
 
 
-def rgb_to_image_msg(rgb_hwc: np.ndarray, msg, encoding: str = 'rgb8'):
-    """Fill a sensor_msgs/Image from an (H, W, 3) uint8 array (for simulators and tests)."""
-    image = np.ascontiguousarray(rgb_hwc if encoding == 'rgb8' else rgb_hwc[..., ::-1])
-    msg.height, msg.width = image.shape[:2]
-    msg.encoding = encoding
-    msg.is_bigendian = 0
-    msg.step = image.shape[1] * 3
-    msg.data = image.tobytes()
-    return msg
-
-
 def seconds_to_duration(seconds: float) -> Duration:
     nanos = int(round(seconds * 1e9))
     return Duration(sec=nanos // 1_000_000_000, nanosec=nanos % 1_000_000_000)

@@ -8,7 +8,7 @@ interface as ThreadedInferenceWorker: `submit`, `poll`, `busy`, `reset_policy`, 
 import multiprocessing
 import os
 import time
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -146,6 +146,3 @@ class ProcessInferenceWorker:
             self._process.terminate()
             self._process.join(timeout=5.0)
         self._conn.close()
-
-    def info(self) -> dict[str, Any]:
-        return {'pid': self._process.pid, 'alive': self._process.is_alive()}

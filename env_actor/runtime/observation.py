@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import threading
 from typing import Any, Mapping, Optional, Sequence
 
-import numpy as np
 
 from env_actor.runtime.history import ImageHistory, ProprioHistory
 
@@ -51,10 +50,6 @@ class ObservationCache:
         with self._lock:
             entry = self._values.get(source)
             return None if entry is None else entry.value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._values.clear()
 
     def ages(self, now: float) -> dict[str, Optional[float]]:
         """Seconds since each required source last arrived (None = never)."""
@@ -123,7 +118,3 @@ class ObservationHistory:
             data['prompt'] = self.prompt
         return data
 
-
-def latest_proprio(cache: ObservationCache) -> Optional[np.ndarray]:
-    value = cache.get(PROPRIO)
-    return None if value is None else np.asarray(value, dtype=np.float32)

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from sensor_msgs.msg import CompressedImage, Image, JointState
+from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from env_actor.tools.bag_io import absolute_topic, BagWriter
