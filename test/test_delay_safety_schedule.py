@@ -10,19 +10,19 @@ from env_actor.runtime.schedule import ActionSchedule
 def test_delay_is_windowed_max_without_cold_start():
     est = DelayEstimator(window=3, initial_delay=2)
     assert est.est_delay == 2
-    assert est.record(40) is False             # cold start excluded
+    assert est.record(40, warmup=True) is False      # cold start excluded
     assert est.est_delay == 2
     for d, expected in [(3, 3), (5, 5), (1, 5), (1, 5), (1, 1)]:
         est.record(d)
         assert est.est_delay == expected
     assert est.record(9, warmup=True) is False and est.est_delay == 1
     est.reset()
-    assert est.est_delay == 2 and est.record(1) is False
+    assert est.est_delay == 2 and est.record(1, warmup=True) is False
 
 
 def test_single_slow_inference_leaves_after_w_samples():
     est = DelayEstimator(window=5)
-    est.record(3)                               # cold start
+    assert est.record(3, warmup=True) is False   # cold start
     delays = [3, 3, 30, 3, 3, 3, 3, 3, 3]
     seen = []
     for d in delays:

@@ -113,7 +113,7 @@ def test_rtc_matches_design_index_for_index(h, s, d):
         prev_index = np.minimum(np.arange(s, s + h), h - 1)
         np.testing.assert_array_equal(call['prev'][:, 0], 1 + 1000 * (j - 1) + prev_index)
         assert call['est_delay'] == (0 if j == 1 else d)
-    assert executor.stats.delays == [d] * len(executor.stats.delays)
+    assert list(executor.stats.delays) == [d] * len(executor.stats.delays)
 
 
 @pytest.mark.parametrize('d', [0, 3, 6])

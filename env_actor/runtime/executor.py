@@ -98,7 +98,7 @@ class ExecutorStats:
     inferences: int = 0
     policy_errors: int = 0
     last_error: str = ''
-    delays: list = field(default_factory=list)
+    delays: deque = field(default_factory=lambda: deque(maxlen=500))
     latencies_s: deque = field(default_factory=lambda: deque(maxlen=500))
 
     def latency_percentiles(self) -> tuple[float, float]:
@@ -133,8 +133,7 @@ class ChunkExecutor:
         self.history = history
         self.safety = safety
         self.schedule = ActionSchedule(config.action_chunk_size, config.action_dim)
-        self.delay = DelayEstimator(config.delay_window, config.initial_delay_steps,
-                                    skip_first=0)   # cold starts are flagged warmup
+        self.delay = DelayEstimator(config.delay_window, config.initial_delay_steps)
         self.stats = ExecutorStats()
         self._lock = threading.Lock()
         self._tick = 0
@@ -142,7 +141,6 @@ class ChunkExecutor:
         self._stale = False
         self._sequential_actions = (config.sequential_actions
                                     or config.min_num_actions_executed)
-        self.last_request: Optional[InferenceRequest] = None
         self.state = 'waiting'
         self.reason = 'no chunk yet'
 
@@ -228,7 +226,6 @@ class ChunkExecutor:
                 self.delay.est_delay, self.config.action_chunk_size,
                 self.config.min_num_actions_executed)
         self.worker.submit(request, tick)
-        self.last_request = request
         self.stats.inferences += 1
         return True
 

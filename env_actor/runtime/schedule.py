@@ -33,7 +33,6 @@ class ActionSchedule:
         self._lock = threading.Lock()
         self._chunk: Optional[np.ndarray] = None
         self._start_tick = 0
-        self.switches = 0
 
     def clear(self) -> None:
         with self._lock:
@@ -115,4 +114,3 @@ class ActionSchedule:
                                     (1.0 - blend_old_weight) * chunk[new_index])
             self._chunk = chunk
             self._start_tick = start_tick
-            self.switches += 1
