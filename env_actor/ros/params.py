@@ -53,6 +53,18 @@ class CameraConfig:
     transport: str          # raw | compressed
     max_age: float
 
+    @property
+    def msgtype(self) -> str:
+        """The ROS message type of this camera's topic."""
+        return ('sensor_msgs/msg/Image' if self.transport == 'raw'
+                else 'sensor_msgs/msg/CompressedImage')
+
+    @property
+    def convert(self):
+        """message, height, width -> (3, height, width) uint8 RGB (see conversions)."""
+        from env_actor.ros.conversions import compressed_to_chw, image_to_chw
+        return image_to_chw if self.transport == 'raw' else compressed_to_chw
+
 
 @dataclass
 class NodeConfig:

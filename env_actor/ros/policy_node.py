@@ -43,8 +43,7 @@ from env_actor.policy.utils.loader import build_policy_bundle, load_policy_confi
 from env_actor.policy.utils.spec import PolicySpec
 from env_actor.ros.conversion_worker import ConversionWorker
 from env_actor.ros.conversions import (action_to_command, chunk_to_trajectory,
-                                       compressed_to_chw, diagnostic_status, image_to_chw,
-                                       JointStateConverter)
+                                       diagnostic_status, JointStateConverter)
 from env_actor.ros.params import DEFAULTS, NodeConfig, read_node_config
 from env_actor.runtime.factory import build_executor, make_executor
 from env_actor.runtime.inference_process import ProcessInferenceWorker
@@ -142,8 +141,7 @@ class PolicyNode(LifecycleNode):
                                   qos_profile_sensor_data))
         for cam in cfg.cameras:
             msg_type = Image if cam.transport == 'raw' else CompressedImage
-            convert = image_to_chw if cam.transport == 'raw' else compressed_to_chw
-            callback = self._image_callback(cam.name, convert)
+            callback = self._image_callback(cam.name, cam.convert)
             self._entities.append(sub(msg_type, cam.topic, callback, qos_profile_sensor_data))
         if cfg.prompt_topic:
             self._entities.append(sub(String, cfg.prompt_topic, self._on_prompt, 10))

@@ -26,7 +26,7 @@ import yaml
 from env_actor.policy.utils.loader import build_component
 from env_actor.policy.utils.normalization import DataNormalizationInterface, FeatureStats
 from env_actor.policy.utils.torch_policy import encode_observations
-from env_actor.ros.conversions import compressed_to_chw, image_to_chw, JointStateConverter
+from env_actor.ros.conversions import JointStateConverter
 from env_actor.ros.params import config_from_params_file
 from env_actor.tools.bag_io import (absolute_topic, deserialize, open_bag, read_messages,
                                     require_topics)
@@ -43,11 +43,9 @@ def load_episode(bag: Path, cfg, image_size: tuple[int, int], action_topic: str)
     joint_topic = absolute_topic(cfg.joint_states_topic)
     reader = open_bag(bag)
     try:
-        image_type = {t: ('sensor_msgs/msg/Image' if c.transport == 'raw'
-                          else 'sensor_msgs/msg/CompressedImage') for t, c in cams.items()}
         require_topics(reader, {joint_topic: ('sensor_msgs/msg/JointState',),
                                 action_topic: ('std_msgs/msg/Float64MultiArray',),
-                                **{t: (m,) for t, m in image_type.items()}})
+                                **{t: (c.msgtype,) for t, c in cams.items()}})
         latest_proprio, latest_raw = None, {}
         proprio, frames, actions = [], [], []
         for topic, _, raw in read_messages(reader, [joint_topic, action_topic, *cams]):
@@ -56,10 +54,8 @@ def load_episode(bag: Path, cfg, image_size: tuple[int, int], action_topic: str)
             elif topic in cams:
                 latest_raw[topic] = raw
             elif latest_proprio is not None and len(latest_raw) == len(cams):
-                convert = {t: image_to_chw if c.transport == 'raw' else compressed_to_chw
-                           for t, c in cams.items()}
-                frames.append(np.stack([convert[t](deserialize(latest_raw[t], image_type[t]),
-                                                   *image_size) for t in cams]))
+                frames.append(np.stack([c.convert(deserialize(latest_raw[t], c.msgtype),
+                                                  *image_size) for t, c in cams.items()]))
                 proprio.append(latest_proprio)
                 action = deserialize(raw, 'std_msgs/msg/Float64MultiArray')
                 actions.append(np.asarray(action.data, dtype=np.float32))
