@@ -30,7 +30,7 @@ import torch
 from env_actor.policy.utils.loader import build_policy_bundle
 from env_actor.policy.utils.spec import PolicySpec
 from env_actor.ros.conversions import (action_to_command, chunk_to_trajectory,
-                                       compressed_to_chw, image_to_chw, JointStateConverter)
+                                       JointStateConverter)
 from env_actor.ros.params import config_from_params_file, NodeConfig
 from env_actor.runtime.factory import build_executor, measure_latency
 from env_actor.runtime.observation import PROPRIO
@@ -39,7 +39,6 @@ from env_actor.tools.bag_io import (absolute_topic, BagError, BagWriter, deseria
 from env_actor.tools.metrics import error_metrics, plot_joints, seam_metrics
 
 JOINT_STATE = 'sensor_msgs/msg/JointState'
-IMAGE, COMPRESSED = 'sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage'
 ACTION_TYPES = ('std_msgs/msg/Float64MultiArray', JOINT_STATE,
                 'trajectory_msgs/msg/JointTrajectory')
 
@@ -83,10 +82,8 @@ def evaluate(bag: Path, policy_yaml: Path, params_file: Path,
     action_topic = absolute_topic(action_topic) if action_topic else None
     reader = open_bag(bag)
     try:
-        cam_types = {absolute_topic(c.topic): IMAGE if c.transport == 'raw' else COMPRESSED
-                     for c in cfg.cameras}
-        required = {joint_topic: (JOINT_STATE,),
-                    **{t: (m,) for t, m in cam_types.items()}}
+        cams = {absolute_topic(c.topic): c for c in cfg.cameras}
+        required = {joint_topic: (JOINT_STATE,), **{t: (c.msgtype,) for t, c in cams.items()}}
         if action_topic:
             required[action_topic] = ACTION_TYPES
         require_topics(reader, required)
@@ -100,12 +97,12 @@ def evaluate(bag: Path, policy_yaml: Path, params_file: Path,
         if delay_steps is None:
             latency = measure_latency(bundle, spec, (algorithm or cfg.algorithm) == 'rtc')
             delay_steps = int(math.ceil(latency / dt))
+        settings = cfg.runtime_settings(algorithm)
+        if settings.initial_delay_steps < 0:    # 'measure it': offline, the delay is known
+            settings.initial_delay_steps = int(delay_steps)
         torch.manual_seed(seed)
-        executor = build_executor(bundle, cfg.runtime_settings(algorithm), int(delay_steps))
+        executor = build_executor(bundle, settings, int(delay_steps))
         joints = JointStateConverter(cfg.state_joint_names, cfg.state_fields)
-        camera_of = {absolute_topic(c.topic): c.name for c in cfg.cameras}
-        converters = {absolute_topic(c.topic): image_to_chw if c.transport == 'raw'
-                      else compressed_to_chw for c in cfg.cameras}
         pending: dict[str, tuple[bytes, float]] = {}
         times, actions, states, new_chunk = [], [], [], []
         chunks, chunk_starts, recorded_rows = [], [], []
@@ -114,12 +111,13 @@ def evaluate(bag: Path, policy_yaml: Path, params_file: Path,
 
         def tick(now: float) -> None:
             for topic, (raw, stamp) in pending.items():
-                msg = deserialize(raw, cam_types[topic])
+                camera = cams[topic]
                 try:
-                    frame = converters[topic](msg, spec.image_height, spec.image_width)
+                    frame = camera.convert(deserialize(raw, camera.msgtype), spec.image_height,
+                                           spec.image_width)
                 except ValueError:
                     continue                     # reported by staleness, as in the node
-                executor.cache.update(camera_of[topic], frame, stamp)
+                executor.cache.update(camera.name, frame, stamp)
             pending.clear()
             result = executor.on_tick(now)
             times.append(now)
@@ -133,7 +131,7 @@ def evaluate(bag: Path, policy_yaml: Path, params_file: Path,
                 chunks.append(np.vstack([result.action[None], executor.planned_actions()]))
                 chunk_starts.append(result.tick)
 
-        topics = [joint_topic, *cam_types] + ([action_topic] if action_topic else [])
+        topics = [joint_topic, *cams] + ([action_topic] if action_topic else [])
         last_t = None
         for topic, stamp_ns, raw in read_messages(reader, topics):
             t = last_t = stamp_ns * 1e-9
@@ -148,7 +146,7 @@ def evaluate(bag: Path, policy_yaml: Path, params_file: Path,
                         deserialize(raw, JOINT_STATE)), t)
                 except ValueError:
                     pass
-            elif topic in cam_types:
+            elif topic in cams:
                 pending[topic] = (raw, t)
             if topic == action_topic:
                 last_recorded = recorded_action(deserialize(raw, types[topic]), types[topic],
