@@ -1,14 +1,23 @@
 """Record scripted-expert demonstrations of the simulated task as rosbag2 episodes.
 
-    env-actor-sim-record OUT_DIR [--episodes 60] [--seed 0] [--storage mcap]
+    env-actor-sim-record OUT_DIR [--episodes 100] [--seed 0] [--storage mcap]
+        [--noise 0.08]
 
 One bag per episode (`OUT_DIR/episode_0000`, ...) with the topics the node consumes
 under config/sim.yaml: /joint_states (100 Hz), /sim/<camera>/image_raw/compressed (JPEG,
-30 Hz) for head/left/right, and the expert's actions on
-/forward_position_controller/commands at the 20 Hz control rate. The world is stepped on
-a simulated clock, so recording is much faster than real time.
+30 Hz) for head/left/right; at the 20 Hz control rate, the command the robot executed on
+/forward_position_controller/commands and the expert's own action on /expert/action.
+The world is stepped on a simulated clock, so recording is much faster than real time.
+
+Noise injection (DART, Laskey et al. 2017): the executed arm command is the expert's
+action plus an Ornstein-Uhlenbeck perturbation (correlation time 0.3 s) whose standard
+deviation is drawn per episode from U(0, noise) rad, so the demonstrations visit the
+off-course states a learned policy drifts into, labelled with the expert's correction
+(/expert/action, computed from the perturbed state). It also makes the future of a chunk
+genuinely uncertain given the present, which is what a flow policy models.
 """
 import argparse
+import math
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -22,16 +31,31 @@ from env_actor.tools.bag_io import BagWriter
 from env_actor.tools.sim_world import expert_action, JOINTS, SimWorld
 
 ACTION_TOPIC = '/forward_position_controller/commands'
+EXPERT_TOPIC = '/expert/action'
 CAMERA_TOPIC = '/sim/{camera}/image_raw/compressed'
 START_NS = 1_700_000_000_000_000_000
 
 
 def record_episode(path: Path, seed: int, storage: str = 'mcap', control_rate: int = 20,
                    joint_rate: int = 100, camera_rate: int = 30,
-                   duration: float = 8.0) -> dict:
-    """Run the expert for one episode and write it; returns the episode's outcome."""
+                   duration: float = 8.0, noise: float = 0.08,
+                   noise_time: float = 0.3) -> dict:
+    """Run the expert for one episode and write it; returns the episode's outcome.
+
+    Args:
+        noise: upper bound of the per-episode perturbation std of the executed arm
+            commands, in rad (0: the robot executes the expert's actions exactly).
+        noise_time: correlation time of the perturbation, in seconds.
+    """
+    if noise < 0 or noise_time <= 0:
+        raise ValueError(f'noise must be >= 0 and noise_time > 0, got {noise}, {noise_time}')
     world = SimWorld(seed=seed, episode_duration=duration)
     world.reset(seed)
+    rng = np.random.default_rng([seed, 1])
+    sigma = rng.uniform(0.0, noise)
+    rho = math.exp(-1.0 / (control_rate * noise_time))
+    arm = np.array([1.0, 1.0, 1.0, 0.0])
+    perturbation = np.zeros(len(JOINTS))
     tick_ns = 10 ** 9 // control_rate
     joint_ns, camera_ns = 10 ** 9 // joint_rate, 10 ** 9 // camera_rate
     now_ns, next_joint, next_camera, next_tick = 0, 0, 0, 0
@@ -55,8 +79,12 @@ def record_episode(path: Path, seed: int, storage: str = 'mcap', control_rate: i
                 next_camera += camera_ns
             if now_ns >= next_tick:
                 action = expert_action(world)
-                world.set_command(action)
+                perturbation = rho * perturbation + sigma * math.sqrt(1 - rho ** 2) * (
+                    arm * rng.standard_normal(len(JOINTS)))
+                world.set_command(action + perturbation)
                 bag.write(ACTION_TOPIC, 'std_msgs/msg/Float64MultiArray', stamp,
+                          Float64MultiArray(data=world.command.tolist()))
+                bag.write(EXPERT_TOPIC, 'std_msgs/msg/Float64MultiArray', stamp,
                           Float64MultiArray(data=action.tolist()))
                 next_tick += tick_ns
             step = min(next_joint, next_camera, next_tick) - now_ns
@@ -68,15 +96,17 @@ def record_episode(path: Path, seed: int, storage: str = 'mcap', control_rate: i
 def main(args: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description='Record expert demonstrations as rosbag2.')
     parser.add_argument('out', type=Path)
-    parser.add_argument('--episodes', type=int, default=60)
+    parser.add_argument('--episodes', type=int, default=100)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    parser.add_argument('--noise', type=float, default=0.08,
+                        help='max per-episode std of the arm command perturbation, rad')
     opts = parser.parse_args(args)
     opts.out.mkdir(parents=True, exist_ok=True)
     outcomes = []
     for i in range(opts.episodes):
         outcomes.append(record_episode(opts.out / f'episode_{i:04d}', opts.seed + i,
-                                       opts.storage))
+                                       opts.storage, noise=opts.noise))
     rate = np.mean([o['success'] for o in outcomes])
     print(f'recorded {opts.episodes} episodes to {opts.out}; expert success {rate:.0%}')
     return 0

@@ -2,9 +2,14 @@
 
     env-actor-train DEMOS_DIR --out policies/sim_flow [--policy flow_matching|act]
         [--params-file config/sim.yaml] [--epochs 40] [--batch-size 64] [--seed 0]
+        [--action-topic /expert/action]
 
 Reads every rosbag2 folder under DEMOS_DIR with the node's parameters (topics, joint
-names, cameras): on the control-tick grid given by the recorded actions, each sample is
+names, cameras). The action labels come from --action-topic (std_msgs/Float64MultiArray):
+the simulator's recorder writes the expert's own action on /expert/action (the executed,
+noise-perturbed command is on /forward_position_controller/commands); for teleoperation
+bags pass the topic the operator's commands were recorded on.
+On the control-tick grid given by the recorded actions, each sample is
 the proprio history, the newest frame per camera (decoded and resized as the node does)
 and the next H recorded actions. Computes normalization stats (proprio z-score, actions
 min-max to [-1, 1]), trains, and writes OUT/policy.yaml, OUT/components/*.yaml,
@@ -33,7 +38,7 @@ from env_actor.tools.bag_io import (absolute_topic, deserialize, open_bag, read_
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SIM_PARAMS = ROOT / 'config' / 'sim.yaml'
-ACTION_TOPIC = '/forward_position_controller/commands'
+ACTION_TOPIC = '/expert/action'
 
 
 def load_episode(bag: Path, cfg, image_size: tuple[int, int], action_topic: str) -> dict:
@@ -198,7 +203,7 @@ def train(demos: Path, out: Path, policy: str = 'flow_matching',
                'epochs': epochs, 'batch_size': batch_size, 'lr': lr, 'seed': seed,
                'final_loss': losses[-1], 'losses': losses,
                'wall_time_s': time.perf_counter() - started, 'load_time_s': load_s,
-               'torch_threads': torch.get_num_threads()}
+               'torch_threads': torch.get_num_threads(), 'action_topic': action_topic}
     (out / 'training.json').write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -215,9 +220,12 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--lr', type=float, default=1e-3)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--chunk', type=int, default=24)
+    parser.add_argument('--action-topic', default=ACTION_TOPIC,
+                        help='Float64MultiArray topic with the action labels')
     opts = parser.parse_args(args)
     summary = train(opts.demos, opts.out, opts.policy, opts.params_file, opts.epochs,
-                    opts.batch_size, opts.lr, opts.seed, opts.chunk)
+                    opts.batch_size, opts.lr, opts.seed, opts.chunk,
+                    action_topic=opts.action_topic)
     print(f'trained {opts.policy} in {summary["wall_time_s"]:.0f} s, final loss '
           f'{summary["final_loss"]:.4f}; bundle in {opts.out}')
     return 0
