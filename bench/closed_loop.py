@@ -11,7 +11,7 @@ slew limit either way) and, in the JSON, for all joints; and the switch jump: ho
 new chunk's action is from what the old chunk had planned for the switch tick.
 Prints a table and writes bench/results/closed_loop.json.
 
-Usage: python bench/closed_loop.py [--episodes 10] [--rate 20]
+Usage: python bench/closed_loop.py [--episodes 40] [--rate 20]
 """
 import argparse
 import math
@@ -37,7 +37,7 @@ EXTRA_MS = (0, 100, 200, 300)
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--episodes', type=int, default=10)
+    parser.add_argument('--episodes', type=int, default=40)
     parser.add_argument('--rate', type=float, default=20.0, help='control rate, Hz')
     parser.add_argument('--first-seed', type=int, default=20_000)
     opts = parser.parse_args()
