@@ -3,7 +3,7 @@
 Input: (B, 3, H, W) uint8 or float in [0, 1]; ImageNet mean/std standardisation happens
 inside, so callers pass raw camera pixels. Output: (B, out_dim) features.
 """
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -51,23 +51,31 @@ class SpatialSoftmax(nn.Module):
 
 @COMPONENT_REGISTRY.register('resnet_encoder')
 class ResNetEncoder(nn.Module):
-    """Stem conv (stride 2) + one BasicBlock per width (stride 2) + pooling + linear.
+    """Stem conv (stride 2) + one BasicBlock per width + pooling + linear.
 
     Args:
         out_dim: feature size.
-        widths: channels of the stages (each halves the resolution).
+        widths: channels of the stages.
         stem_width: channels of the stem.
         pool: `avg` (global average) or `spatial_softmax` (expected x, y per channel).
+        strides: stride of each stage, 1 or 2 (default: 2 each, halving the resolution);
+            a finer last feature map lets spatial-softmax keypoints be more precise.
     Raises:
-        ValueError: empty widths, non-positive sizes or an unknown pool.
+        ValueError: empty widths, non-positive sizes, strides not matching widths or not
+            1/2, or an unknown pool.
     """
 
     def __init__(self, out_dim: int = 128, widths: Sequence[int] = (32, 64, 128),
-                 stem_width: int = 32, pool: str = 'avg') -> None:
+                 stem_width: int = 32, pool: str = 'avg',
+                 strides: Optional[Sequence[int]] = None) -> None:
         super().__init__()
         if not widths or min(widths) < 1 or out_dim < 1 or stem_width < 1:
             raise ValueError(f'resnet_encoder: sizes must be positive, got out_dim={out_dim}, '
                              f'widths={list(widths)}, stem_width={stem_width}')
+        strides = [2] * len(widths) if strides is None else list(strides)
+        if len(strides) != len(widths) or any(s not in (1, 2) for s in strides):
+            raise ValueError(f'resnet_encoder: strides must be 1 or 2, one per width '
+                             f'({len(widths)}), got {strides}')
         if pool not in ('avg', 'spatial_softmax'):
             raise ValueError(f"resnet_encoder: pool must be 'avg' or 'spatial_softmax', got "
                              f'{pool!r}')
@@ -78,8 +86,8 @@ class ResNetEncoder(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(3, stem_width, 5, 2, 2, bias=False),
                                   nn.GroupNorm(min(8, stem_width), stem_width), nn.ReLU())
         blocks, channels = [], stem_width
-        for width in widths:
-            blocks.append(BasicBlock(channels, width, 2))
+        for width, stride in zip(widths, strides):
+            blocks.append(BasicBlock(channels, width, stride))
             channels = width
         self.blocks = nn.Sequential(*blocks)
         self.pool = SpatialSoftmax() if pool == 'spatial_softmax' else None
