@@ -6,10 +6,15 @@ from env_actor.models.vision import ResNetEncoder, SpatialSoftmax
 
 
 def _feature_map(encoder: ResNetEncoder, size: int) -> torch.Tensor:
-    images = torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8)
-    with torch.no_grad():
-        x = (images.float() / 255.0 - encoder.mean) / encoder.std
-        return encoder.blocks(encoder.stem(x))
+    """The last stage's output in a real forward pass (captured by a hook)."""
+    captured = []
+    hook = encoder.blocks.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    try:
+        with torch.no_grad():
+            encoder(torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8))
+    finally:
+        hook.remove()
+    return captured[0]
 
 
 def test_strides_set_the_feature_map_resolution():
