@@ -35,10 +35,10 @@ from env_actor.ros.conversions import JointStateConverter
 from env_actor.ros.params import config_from_params_file
 from env_actor.tools.bag_io import (absolute_topic, deserialize, open_bag, read_messages,
                                     require_topics)
+from env_actor.tools.sim_record import EXPERT_TOPIC
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SIM_PARAMS = ROOT / 'config' / 'sim.yaml'
-ACTION_TOPIC = '/expert/action'
 
 
 def load_episode(bag: Path, cfg, image_size: tuple[int, int], action_topic: str) -> dict:
@@ -117,7 +117,7 @@ def component_specs(policy: str, state_dim: int, action_dim: int, history: int,
 def train(demos: Path, out: Path, policy: str = 'flow_matching',
           params_file: Path = SIM_PARAMS, epochs: int = 40, batch_size: int = 64,
           lr: float = 1e-3, seed: int = 0, chunk: int = 24, history: int = 2,
-          image_size: tuple[int, int] = (96, 96), action_topic: str = ACTION_TOPIC,
+          image_size: tuple[int, int] = (96, 96), action_topic: str = EXPERT_TOPIC,
           log=print) -> dict:
     """Train and write the bundle; returns the training summary (also training.json)."""
     started = time.perf_counter()
@@ -220,7 +220,7 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--lr', type=float, default=1e-3)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--chunk', type=int, default=24)
-    parser.add_argument('--action-topic', default=ACTION_TOPIC,
+    parser.add_argument('--action-topic', default=EXPERT_TOPIC,
                         help='Float64MultiArray topic with the action labels')
     opts = parser.parse_args(args)
     summary = train(opts.demos, opts.out, opts.policy, opts.params_file, opts.epochs,
