@@ -86,7 +86,12 @@ def main(args: Optional[Sequence[str]] = None) -> int:
         sim = subprocess.Popen([sys.executable, '-m', 'env_actor.tools.sim_robot_node',
                                 '--episodes', str(opts.episodes), '--seed', str(opts.seed)],
                                stdout=subprocess.DEVNULL)
-        while sim.poll() is None and time.monotonic() < deadline:
+        drain_until = None          # after the sim exits, still take its last statuses
+        while len(state['results']) < opts.episodes and time.monotonic() < deadline:
+            if sim.poll() is not None:
+                drain_until = drain_until or time.monotonic() + 2.0
+                if time.monotonic() > drain_until:
+                    break
             rclpy.spin_once(node, timeout_sec=0.05)
             status, diag = state['status'], state['diag']
             if status is None:

@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 import rclpy
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 
@@ -141,6 +142,11 @@ class SimRobotNode(Node):
             else:
                 self._new_episode()
 
+    def flush_status(self, timeout_s: float = 2.0) -> bool:
+        """Wait until subscribers acknowledged every status (the last episode's `done` would
+        otherwise be lost when the process exits right after publishing it)."""
+        return self._status_pub.wait_for_all_acked(Duration(seconds=timeout_s))
+
     def _publish_status(self, done: bool) -> None:
         status = {'episode': self.episode, 'seed': self.first_seed + self.episode,
                   'time': round(self.world.time, 3), 'success': bool(self.world.success),
@@ -168,6 +174,7 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     finally:
         successes = sum(r['success'] for r in node.results)
         print(f'sim: {successes}/{len(node.results)} episodes succeeded')
+        node.flush_status()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
