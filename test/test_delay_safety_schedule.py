@@ -41,7 +41,8 @@ def test_delay_bad_config():
 
 
 def test_safety_slew_then_limits_and_counts():
-    safety = SafetyFilter(2, lower=[-1, -1], upper=[1, 1], max_step=0.1)
+    safety = SafetyFilter(2, lower=[-1, -1], upper=[1, 1], max_velocity=2.0,
+                          control_period=0.05)          # 0.1 per tick
     safety.reset(np.array([0.0, 0.95]))
     out = safety.apply(np.array([0.5, 0.98]))
     np.testing.assert_allclose(out, [0.1, 0.98])
@@ -60,7 +61,7 @@ def test_safety_nan_holds_last_or_refuses():
 
 
 def test_safety_preview_does_not_change_state():
-    safety = SafetyFilter(1, max_step=0.5)
+    safety = SafetyFilter(1, max_velocity=5.0, control_period=0.1)
     safety.apply(np.array([0.0]))
     preview = safety.preview(np.array([[2.0], [2.0], [2.0], [2.0]]))
     np.testing.assert_allclose(preview[:, 0], [0.5, 1.0, 1.5, 2.0])
@@ -72,8 +73,32 @@ def test_safety_limit_sizes_are_named():
     with pytest.raises(ValueError, match='safety.position_upper has 3 entries but '
                                          'action_dim is 2'):
         SafetyFilter(2, upper=[1, 1, 1])
-    with pytest.raises(ValueError, match='safety.max_step has 1 entries'):
-        SafetyFilter(2, max_step=[0.1])
+    with pytest.raises(ValueError, match='safety.max_velocity has 1 entries'):
+        SafetyFilter(2, max_velocity=[0.1])
+    with pytest.raises(ValueError, match='safety.max_velocity must be > 0'):
+        SafetyFilter(2, max_velocity=[0.1, 0.0])
+    with pytest.raises(ValueError, match='control_period'):
+        SafetyFilter(2, max_velocity=1.0, control_period=0.0)
+
+
+def test_safety_slew_limits_both_directions_per_joint_from_the_reference():
+    safety = SafetyFilter(3, max_velocity=[1.0, 2.0, 4.0], control_period=0.1)
+    safety.reset(np.array([1.0, 1.0, 1.0]))
+    # far below the reference: every joint moves down by exactly its own step
+    np.testing.assert_allclose(safety.apply(np.array([-5.0, -5.0, -5.0])), [0.9, 0.8, 0.6])
+    # far above: back up by the same steps
+    np.testing.assert_allclose(safety.apply(np.array([5.0, 5.0, 5.0])), [1.0, 1.0, 1.0])
+    # inside the limit in both directions: passed unchanged
+    np.testing.assert_allclose(safety.apply(np.array([0.95, 1.15, 0.65])), [0.95, 1.15, 0.65])
+    assert safety.counts.slew_limited == 2 and safety.counts.passed == 1
+
+
+def test_safety_step_is_a_velocity_times_the_period():
+    for period in (0.05, 0.02, 0.01):
+        safety = SafetyFilter(1, max_velocity=2.0, control_period=period)
+        safety.reset(np.array([0.0]))
+        out = [safety.apply(np.array([10.0]))[0] for _ in range(5)]
+        np.testing.assert_allclose(np.diff([0.0] + out), 2.0 * period)
 
 
 def test_schedule_alignment_prev_action_padding_and_blend():

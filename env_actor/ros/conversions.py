@@ -49,6 +49,23 @@ class JointStateConverter:
     def dim(self) -> int:
         return len(self.names) * len(self.fields)
 
+    def position_indices(self, joints: Sequence[str]) -> np.ndarray:
+        """Where each of `joints` has its measured position in the proprio vector.
+
+        Raises:
+            ValueError: 'position' is not a state field, or joints not in the state list
+                (named).
+        """
+        if 'position' not in self.fields:
+            raise ValueError(f"state_fields {self.fields} has no 'position': the action "
+                             'joints have no measured position')
+        missing = [n for n in joints if n not in self.names]
+        if missing:
+            raise ValueError(f'action joints {missing} are not in state_joint_names: they '
+                             'have no measured position')
+        offset = self.fields.index('position') * len(self.names)
+        return np.array([offset + self.names.index(n) for n in joints], dtype=np.int64)
+
     def _indices(self, msg_names: Sequence[str]) -> np.ndarray:
         key = tuple(msg_names)
         cached = self._index_cache.get(key)

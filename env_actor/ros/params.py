@@ -36,12 +36,16 @@ DEFAULTS: dict[str, Any] = {
     'commands_topic': 'forward_position_controller/commands',
     'safety.position_lower': [],          # per joint, or one value for all; [] = none
     'safety.position_upper': [],
-    'safety.max_step': [],                # per control tick, action units
+    'safety.max_velocity': [],            # action units per second; [] = none
+    'safety.max_step': [],                # deprecated: per tick; converted with a warning
     'diagnostics_period': 1.0,
     'autostart': False,
     'inference_mode': 'process',          # process: own process (no GIL sharing) | thread
     'inference_nice': 10,                 # process mode: lower CPU priority of inference
     'torch_threads': 0,                   # 0 = torch default
+    'inference_timeout': 0.0,             # s; 0 = max(1 s, 5 x warm-up latency)
+    'inference_max_restarts': 3,          # restarts of a dead/hung process per window
+    'inference_restart_window': 60.0,     # s
     'gil_switch_interval_ms': 0.5,        # Python thread switch interval (default 5 ms)
 }
 
@@ -72,6 +76,7 @@ class NodeConfig:
 
     values: dict
     cameras: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)    # for the node to log at configure
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -94,7 +99,9 @@ class NodeConfig:
             image_stride=self.image_stride, proprio_max_age=self.joint_states_max_age,
             camera_max_age={c.name: c.max_age for c in self.cameras},
             position_lower=self.limits('position_lower'),
-            position_upper=self.limits('position_upper'), max_step=self.limits('max_step'))
+            position_upper=self.limits('position_upper'),
+            max_velocity=self.limits('max_velocity'),
+            inference_timeout=float(self.inference_timeout))
 
     def limits(self, key: str) -> Optional[list]:
         values = self.values[f'safety.{key}']
@@ -115,7 +122,8 @@ def read_node_config(node) -> NodeConfig:
             node.declare_parameter(name, default, _DYNAMIC)
         values[name] = node.get_parameter(name).value
     for name in ('state_joint_names', 'state_fields', 'action_joint_names', 'cameras',
-                 'safety.position_lower', 'safety.position_upper', 'safety.max_step'):
+                 'safety.position_lower', 'safety.position_upper', 'safety.max_velocity',
+                 'safety.max_step'):
         values[name] = list(values[name] or [])
     if not values['policy_yaml']:
         raise ValueError('parameter policy_yaml is empty: set it to a policy YAML path')
@@ -129,6 +137,25 @@ def read_node_config(node) -> NodeConfig:
     for name in ('joint_states_max_age', 'camera_max_age', 'diagnostics_period'):
         if not float(values[name]) > 0:
             raise ValueError(f'parameter {name} must be > 0, got {values[name]}')
+    warnings = []
+    if values['safety.max_step']:
+        if values['safety.max_velocity']:
+            raise ValueError('parameters safety.max_step and safety.max_velocity are both '
+                             'set: keep safety.max_velocity (action units per second) only')
+        values['safety.max_velocity'] = [float(v) * values['control_frequency']
+                                         for v in values['safety.max_step']]
+        warnings.append('parameter safety.max_step (per control tick) is deprecated: it was '
+                        f"read as safety.max_velocity: {values['safety.max_velocity']} per "
+                        'second at this control_frequency; set safety.max_velocity instead')
+    if not float(values['inference_timeout']) >= 0:
+        raise ValueError(f"parameter inference_timeout must be >= 0 s (0 = auto), got "
+                         f"{values['inference_timeout']}")
+    if int(values['inference_max_restarts']) < 0:
+        raise ValueError(f"parameter inference_max_restarts must be >= 0, got "
+                         f"{values['inference_max_restarts']}")
+    if not float(values['inference_restart_window']) > 0:
+        raise ValueError(f"parameter inference_restart_window must be > 0 s, got "
+                         f"{values['inference_restart_window']}")
     if values['inference_mode'] not in ('process', 'thread'):
         raise ValueError(f"parameter inference_mode must be 'process' or 'thread', got "
                          f"{values['inference_mode']!r}")
@@ -141,7 +168,7 @@ def read_node_config(node) -> NodeConfig:
     if not values['action_joint_names']:
         raise ValueError('parameter action_joint_names is empty: list the commanded joints '
                          'in policy action order')
-    config = NodeConfig(values)
+    config = NodeConfig(values, warnings=warnings)
     for cam in values['cameras']:
         prefix = f'camera.{cam}.'
         specs = {'topic': f'{cam}/image_raw', 'transport': 'raw',

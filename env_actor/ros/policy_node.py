@@ -2,9 +2,19 @@
 
 Lifecycle: configure = read parameters, build + warm up the policy, create subscriptions,
 publishers and timers; activate = start commanding (new episode); deactivate = stop
-commanding (a hold trajectory is sent); cleanup / shutdown = release everything.
+commanding (a hold is sent); cleanup / shutdown = release everything.
 `autostart: true` configures and activates at start-up. `~/reset` (std_srvs/Trigger)
-starts a new episode.
+starts a new episode. /diagnostics is published from construction on, so a failed
+configure is visible there (ERROR with the reason).
+
+Safety contract (docs/node.md has the fault table):
+    * the first action after activate, ~/reset, a stale spell or an inference fault is
+      slew-limited against the measured joint positions of that tick; a node whose action
+      joints have no measured position refuses to activate;
+    * the inference process is supervised (runtime/supervisor.py): a death or a hang is an
+      ERROR, the node holds and restarts it (bounded); past the bound it deactivates;
+    * every way out (SIGINT, SIGTERM, deactivate, shutdown, an exception in a callback)
+      publishes a hold of the last safe action first; a signal exits with code 0.
 
 Threading contract (one SingleThreadedExecutor thread + two worker threads):
     * executor thread: every callback. Joint-state callbacks convert inline (a few
@@ -22,6 +32,7 @@ most messages (docs/node.md).
 """
 from collections import deque
 import math
+import signal
 import sys
 import threading
 import time
@@ -29,9 +40,11 @@ from typing import Optional
 
 import numpy as np
 import rclpy
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -48,6 +61,7 @@ from env_actor.ros.params import DEFAULTS, NodeConfig, read_node_config
 from env_actor.runtime.factory import build_executor, make_executor
 from env_actor.runtime.inference_process import ProcessInferenceWorker
 from env_actor.runtime.observation import PROPRIO
+from env_actor.runtime.supervisor import auto_timeout, SupervisedWorker
 
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -58,6 +72,7 @@ class PolicyNode(LifecycleNode):
     def __init__(self, node_name: str = 'env_actor', **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         self.declare_parameter('autostart', DEFAULTS['autostart'])
+        self.declare_parameter('diagnostics_period', DEFAULTS['diagnostics_period'])
         self.config: Optional[NodeConfig] = None
         self.spec: Optional[PolicySpec] = None
         self.executor_core = None
@@ -73,8 +88,14 @@ class PolicyNode(LifecycleNode):
         self._was_commanding = False
         self._converter: Optional[ConversionWorker] = None
         self._entities: list = []
+        self._traj_pub = None
+        self._cmd_pub = None
+        self._reference_error = ''        # why the node cannot activate, '' if it can
+        self._reported_fault = ''         # the inference fault last logged
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._diag_timer = None
+        period = float(self.get_parameter('diagnostics_period').value)
+        self._diag_timer = self.create_timer(period if period > 0 else 1.0,
+                                             self._publish_diagnostics)
         self._reset_srv = self.create_service(Trigger, '~/reset', self._on_reset)
 
     # -- lifecycle --------------------------------------------------------------------
@@ -92,6 +113,8 @@ class PolicyNode(LifecycleNode):
 
     def _configure(self) -> None:
         cfg = read_node_config(self)
+        for warning in cfg.warnings:
+            self.get_logger().warning(warning)
         if cfg.gil_switch_interval_ms > 0:   # let the control thread take the GIL sooner
             sys.setswitchinterval(cfg.gil_switch_interval_ms / 1000.0)
         config = load_policy_config(cfg.policy_yaml)
@@ -106,19 +129,36 @@ class PolicyNode(LifecycleNode):
         if sorted(cfg.values['cameras']) != sorted(spec.cameras):
             raise ValueError(f"parameter cameras {cfg.values['cameras']} does not match the "
                              f'policy cameras {list(spec.cameras)}')
+        try:
+            reference_index = joints.position_indices(cfg.action_joint_names)
+            self._reference_error = ''
+        except ValueError as exc:
+            reference_index = None
+            self._reference_error = (f'cannot activate: {exc}; the first command could not '
+                                     'be limited against where the robot is')
+            self.get_logger().error(self._reference_error)
         settings = cfg.runtime_settings()
         started = time.perf_counter()
         if cfg.inference_mode == 'process':
-            worker = ProcessInferenceWorker(
-                cfg.policy_yaml, cfg.device, (spec.action_chunk_size, spec.action_dim),
-                guided=cfg.algorithm == 'rtc', torch_threads=int(cfg.torch_threads),
-                nice=int(cfg.inference_nice))
+            def start_worker() -> ProcessInferenceWorker:
+                return ProcessInferenceWorker(
+                    cfg.policy_yaml, cfg.device, (spec.action_chunk_size, spec.action_dim),
+                    guided=cfg.algorithm == 'rtc', torch_threads=int(cfg.torch_threads),
+                    nice=int(cfg.inference_nice))
+            first = start_worker()
+            timeout = settings.inference_timeout or auto_timeout(first.startup_latency_s)
+            worker = SupervisedWorker(first, start_worker, timeout,
+                                      int(cfg.inference_max_restarts),
+                                      float(cfg.inference_restart_window))
             try:
                 self.executor_core = make_executor(spec, settings, worker,
-                                                   worker.startup_latency_s)
+                                                   first.startup_latency_s, reference_index)
             except Exception:
                 worker.close()
                 raise
+            self.get_logger().info(f'inference timeout {timeout:.2f} s, at most '
+                                   f'{cfg.inference_max_restarts} restarts in '
+                                   f'{cfg.inference_restart_window:g} s')
         else:
             if cfg.torch_threads > 0:
                 import torch
@@ -126,7 +166,8 @@ class PolicyNode(LifecycleNode):
             bundle = build_policy_bundle(cfg.policy_yaml, map_location=cfg.device)
             bundle.policy.freeze_all_model_params()
             bundle.policy.warmup()
-            self.executor_core = build_executor(bundle, settings)
+            self.executor_core = build_executor(bundle, settings,
+                                                reference_index=reference_index)
         self.get_logger().info(f'policy {config["policy"]["type"]!r} built and warmed up in '
                                f'{time.perf_counter() - started:.2f} s '
                                f'(inference in a {cfg.inference_mode})')
@@ -154,22 +195,47 @@ class PolicyNode(LifecycleNode):
         self._entities += [p for p in (self._traj_pub, self._cmd_pub) if p is not None]
         self._control_timer = self.create_timer(cfg.control_period, self._on_control_tick)
         self._entities.append(self._control_timer)
-        self._diag_timer = self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
-        self._entities.append(self._diag_timer)
+        if abs(self._diag_timer.timer_period_ns * 1e-9 - cfg.diagnostics_period) > 1e-9:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = self.create_timer(cfg.diagnostics_period,
+                                                 self._publish_diagnostics)
+
+    def _not_ready(self) -> str:
+        """Why the node cannot start commanding now ('' when it can)."""
+        core = self.executor_core
+        if core is None:
+            return 'not configured'
+        if self._reference_error:
+            return self._reference_error
+        check = getattr(core.worker, 'check', None)
+        fault = check() if callable(check) else None
+        return f'no policy: {fault}' if fault else ''
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.executor_core.reset_episode(self._action_reference())
+        reason = self._not_ready()
+        if reason:
+            self.last_error = f'activate refused: {reason}'
+            self.get_logger().error(self.last_error)
+            return TransitionCallbackReturn.FAILURE
+        self.last_error = ''
+        self.executor_core.reset_episode()
+        self._was_commanding = False
         self._active = True
         self.lifecycle_state = 'active'
         self.get_logger().info(f'commanding with {self.config.algorithm} at '
                                f'{self.config.control_frequency:g} Hz')
-        return TransitionCallbackReturn.SUCCESS
+        return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
-        self._send_hold()
+        self._stop_commanding()
         self.lifecycle_state = 'inactive'
-        return TransitionCallbackReturn.SUCCESS
+        return super().on_deactivate(state)
+
+    def _stop_commanding(self) -> None:
+        """Leave the commanding state; the controller gets a hold of the last safe action."""
+        if self._active:
+            self._active = False
+            self._send_hold()
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
@@ -177,9 +243,8 @@ class PolicyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self._active:
-            self._active = False
-            self._send_hold()
+        self._stop_commanding()
+        self._wait_for_delivery()
         self._release()
         self.lifecycle_state = 'finalized'
         return TransitionCallbackReturn.SUCCESS
@@ -195,6 +260,7 @@ class PolicyNode(LifecycleNode):
             else:
                 self.destroy_subscription(entity)
         self._entities = []
+        self._traj_pub = self._cmd_pub = None
         if self._converter is not None:
             self._converter.close()
             self._converter = None
@@ -246,8 +312,13 @@ class PolicyNode(LifecycleNode):
             return
         self._tick_wall.append(time.monotonic())
         result = core.on_tick(self._now())
+        if result.state == 'fault':
+            self._on_inference_fault(result.reason)
+        elif self._reported_fault:
+            self.get_logger().info('inference process restarted: starting from a fresh chunk')
+            self._reported_fault = ''
         if result.action is None:
-            if self._was_commanding and result.state in ('stale', 'unsafe'):
+            if self._was_commanding and result.state in ('stale', 'unsafe', 'fault'):
                 self._send_hold()
             self._was_commanding = False
             return
@@ -258,6 +329,20 @@ class PolicyNode(LifecycleNode):
             actions = np.vstack([result.action[None], core.planned_actions()])
             self._traj_pub.publish(self._trajectory(actions))
 
+    def _on_inference_fault(self, reason: str) -> None:
+        """Log a new inference fault once; past the restart bound leave the active state."""
+        if reason != self._reported_fault:
+            self._reported_fault = reason
+            self.get_logger().error(reason)
+        if getattr(self.executor_core.worker, 'failed', False):
+            self._send_hold()
+            self._was_commanding = False
+            self.last_error = reason
+            self.get_logger().error('inference cannot be restarted: deactivating; cleanup '
+                                    'and configure to rebuild the policy')
+            self.trigger_deactivate()
+            self.last_error = reason
+
     def _trajectory(self, actions: np.ndarray) -> JointTrajectory:
         stamp = (self.get_clock().now().to_msg() if self.config.trajectory_stamp == 'now'
                  else None)
@@ -265,28 +350,42 @@ class PolicyNode(LifecycleNode):
                                    self.config.control_period, stamp)
 
     def _send_hold(self) -> None:
-        """Replace the controller's trajectory by the last safe action (stop moving)."""
+        """Stop moving: a one-point trajectory and a command of the last safe action.
+
+        Nothing is sent when nothing was commanded since the last (re)start: the controller
+        then already holds where the robot is.
+        """
         core = self.executor_core
         last = None if core is None else core.safety.last
-        if last is not None and self._traj_pub is not None:
+        if last is None:
+            return
+        if self._traj_pub is not None:
             self._traj_pub.publish(self._trajectory(last[None]))
+        if self._cmd_pub is not None:
+            self._cmd_pub.publish(action_to_command(last))
 
-    def _action_reference(self) -> Optional[np.ndarray]:
-        """Measured positions of the action joints, when proprio holds them."""
-        proprio = self.executor_core.cache.get(PROPRIO)
-        if proprio is None or 'position' not in self.config.state_fields:
-            return None
-        offset = self.config.state_fields.index('position') * len(self.joints.names)
-        index = {n: offset + i for i, n in enumerate(self.joints.names)}
-        if not all(n in index for n in self.config.action_joint_names):
-            return None
-        return np.asarray([proprio[index[n]] for n in self.config.action_joint_names])
+    def _wait_for_delivery(self, timeout_s: float = 1.0) -> None:
+        """Give RELIABLE command messages (a hold) time to reach their subscribers."""
+        for pub in (self._traj_pub, self._cmd_pub):
+            if pub is not None:
+                try:
+                    pub.wait_for_all_acked(Duration(seconds=timeout_s))
+                except Exception:     # best effort on the way out
+                    pass
+
+    def stop_safely(self) -> None:
+        """Every exit path: hold, let the hold go out, release the policy process."""
+        self._stop_commanding()
+        self._wait_for_delivery()
+        if self.executor_core is not None:
+            self._release()
 
     def _on_reset(self, request, response):
-        if self.executor_core is None:
-            response.success, response.message = False, 'not configured'
+        reason = self._not_ready()
+        if reason:
+            response.success, response.message = False, reason
             return response
-        self.executor_core.reset_episode(self._action_reference())
+        self.executor_core.reset_episode()
         response.success, response.message = True, 'new episode started'
         return response
 
@@ -304,6 +403,11 @@ class PolicyNode(LifecycleNode):
             level = DiagnosticStatus.ERROR if self.last_error else DiagnosticStatus.WARN
             return diagnostic_status('env_actor: policy', level,
                                      self.last_error or 'not configured', values, self.get_name())
+        worker = core.worker
+        if isinstance(worker, SupervisedWorker):
+            values.update({'inference_faults': worker.faults,
+                           'inference_restarts': worker.restarts,
+                           'inference_timeout_s': f'{worker.timeout_s:.2f}'})
         stats = core.stats
         p50, p95 = stats.latency_percentiles()
         now = self._now()
@@ -316,6 +420,7 @@ class PolicyNode(LifecycleNode):
             'last_policy_error': stats.last_error, 'commanded_ticks': stats.commanded,
             'starved_ticks': stats.starved_ticks, 'blocked_ticks': stats.blocked_ticks,
             'stale_ticks': stats.stale_ticks, 'waiting_ticks': stats.waiting_ticks,
+            'fault_ticks': stats.fault_ticks,
             'tick_interval_max_ms': f'{self._max_tick_interval_ms():.1f}'})
         values.update({f'safety_{k}': v for k, v in core.safety.counts.as_dict().items()})
         counts = core.cache.counts()
@@ -333,8 +438,11 @@ class PolicyNode(LifecycleNode):
         if errors:
             message += ' | ' + '; '.join(f'{k}: {v}' for k, v in errors.items())
         if not self._active:
-            level, message = DiagnosticStatus.WARN, f'{self.lifecycle_state}: not commanding'
-        elif core.state in ('stale', 'unsafe') or errors:
+            reason = self.last_error or self._reference_error
+            level = DiagnosticStatus.ERROR if reason else DiagnosticStatus.WARN
+            message = f'{self.lifecycle_state}: not commanding' + (f': {reason}'
+                                                                     if reason else '')
+        elif core.state in ('stale', 'unsafe', 'fault') or errors:
             level = DiagnosticStatus.ERROR
         elif core.state == 'commanding' and not stats.last_error:
             level = DiagnosticStatus.OK
@@ -347,27 +455,42 @@ class PolicyNode(LifecycleNode):
         return max(np.diff(ticks)) * 1e3 if len(ticks) > 1 else math.nan
 
 
-def main(args=None) -> None:
-    """Console entry point (`env-actor-node --ros-args --params-file f.yaml -p k:=v`)."""
-    rclpy.init(args=args)
+def main(args=None) -> int:
+    """Console entry point (`env-actor-node --ros-args --params-file f.yaml -p k:=v`).
+
+    SIGINT and SIGTERM are handled here, not by rclpy, so that the context is still up when
+    the hold goes out: the executor stops, the node holds and releases, exit code 0. An
+    exception in a callback also holds first, then exits with code 1.
+    """
+    stop = threading.Event()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     node = PolicyNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
+    code = 0
     try:
-        if node.get_parameter('autostart').value:
+        if node.get_parameter('autostart').value and not stop.is_set():
             node.trigger_configure()
-            if node.lifecycle_state == 'inactive':
+            if node.lifecycle_state == 'inactive' and not stop.is_set():
                 node.trigger_activate()
-        executor.spin()
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception as exc:  # a callback raised: hold, report, exit non-zero
+        node.get_logger().fatal(f'{type(exc).__name__}: {exc}: holding and exiting')
+        code = 1
     finally:
-        if node.executor_core is not None:
-            node._release()
-        node.destroy_node()
+        for signum in (signal.SIGINT, signal.SIGTERM):   # a second signal must not
+            signal.signal(signum, signal.SIG_IGN)        # interrupt the hold
         if rclpy.ok():
-            rclpy.shutdown()
+            node.stop_safely()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

@@ -13,9 +13,15 @@ Algorithms (DESIGN.md §4):
 The first chunk of an episode is always a plain `predict` that the loop waits for; it is
 a cold start, excluded from the delay window, and starts at the tick it lands.
 
-Tick order, one call of `on_tick(now)`: staleness check -> sample history -> collect a
-finished inference (splice) -> maybe start one -> collect again (zero-delay simulation)
--> select this tick's action -> safety filter.
+Tick order, one call of `on_tick(now)`: worker fault check -> staleness check -> sample
+history -> collect a finished inference (splice) -> maybe start one -> collect again
+(zero-delay simulation) -> select this tick's action -> safety filter.
+
+First actions: after `reset_episode`, a stale spell or a worker fault the next commanded
+action is slew-limited against the *measured* joint positions of that tick (the proprio
+entries `reference_index` names), never against an old command. A worker fault (dead or
+hung inference, reported by a SupervisedWorker's `check()`) drops the plan like a stale
+spell; the first chunk after it is a fresh cold start.
 Threading: `on_tick`, `reset_episode` and the `observe_*` calls (through the cache, which
 has its own lock) may come from different threads; on_tick and reset_episode hold
 `_lock`. The worker runs the policy on its own snapshot of the observation.
@@ -29,7 +35,7 @@ import numpy as np
 
 from env_actor.runtime.delay import DelayEstimator
 from env_actor.runtime.inference import InferenceRequest, InferenceResult
-from env_actor.runtime.observation import ObservationCache, ObservationHistory
+from env_actor.runtime.observation import ObservationCache, ObservationHistory, PROPRIO
 from env_actor.runtime.safety import SafetyFilter
 from env_actor.runtime.schedule import ActionSchedule
 from env_actor.runtime.soft_mask import clamp_delay
@@ -80,7 +86,7 @@ class TickResult:
 
     tick: int
     action: Optional[np.ndarray]
-    state: str            # commanding | waiting | blocked | starved | stale | unsafe
+    state: str    # commanding | waiting | blocked | starved | stale | unsafe | fault
     reason: str = ''
     new_chunk: bool = False
 
@@ -95,6 +101,7 @@ class ExecutorStats:
     blocked_ticks: int = 0
     starved_ticks: int = 0
     stale_ticks: int = 0
+    fault_ticks: int = 0
     inferences: int = 0
     policy_errors: int = 0
     last_error: str = ''
@@ -117,16 +124,28 @@ class ChunkExecutor:
         cache: the observation cache the ROS layer (or a replay) fills.
         history: the observation history sized for the policy.
         safety: safety filter with action_dim entries.
+        reference_index: for each action dimension, the index of its measured position in
+            the proprio vector; the first action after every (re)start is limited against
+            those values. None: no measurement (offline tools); the first action then has
+            no reference.
     Raises:
-        ValueError: invalid config, or safety limits whose size differs from action_dim.
+        ValueError: invalid config, safety limits whose size differs from action_dim, or a
+            reference_index of the wrong length.
     """
 
     def __init__(self, config: ExecutorConfig, worker: Any, cache: ObservationCache,
-                 history: ObservationHistory, safety: SafetyFilter) -> None:
+                 history: ObservationHistory, safety: SafetyFilter,
+                 reference_index: Optional[Any] = None) -> None:
         config.validate()
         if safety.dim != config.action_dim:
             raise ValueError(f'safety limits have {safety.dim} entries but the policy '
                              f'action_dim is {config.action_dim}')
+        if reference_index is not None:
+            reference_index = np.asarray(reference_index, dtype=np.int64)
+            if reference_index.shape != (config.action_dim,):
+                raise ValueError(f'reference_index needs {config.action_dim} entries, got '
+                                 f'{reference_index.shape}')
+        self.reference_index = reference_index
         self.config = config
         self.worker = worker
         self.cache = cache
@@ -139,6 +158,8 @@ class ChunkExecutor:
         self._tick = 0
         self._episode = 0
         self._stale = False
+        self._fault = False
+        self._fresh_start = True      # the next action is limited against the measurement
         self._sequential_actions = (config.sequential_actions
                                     or config.min_num_actions_executed)
         self.state = 'waiting'
@@ -157,7 +178,8 @@ class ChunkExecutor:
 
         Args:
             reference: measured positions in action order, the slew-limit reference for
-                the first action (None keeps no reference).
+                the first action when `reference_index` is None (offline tools); with a
+                reference_index the measurement of the first commanded tick is used.
         """
         with self._lock:
             self._episode += 1
@@ -166,6 +188,7 @@ class ChunkExecutor:
             self.history.reset()
             self.safety.reset(reference)
             self._stale = False
+            self._fresh_start = True
             reset = getattr(self.worker, 'reset_policy', None)
             if callable(reset):          # optional policy hook, e.g. replay rewinds
                 reset()
@@ -182,7 +205,33 @@ class ChunkExecutor:
                 self.stats.commanded += 1
             return result
 
+    def measured_reference(self) -> Optional[np.ndarray]:
+        """The latest measured positions in action order (None: none, or no index)."""
+        if self.reference_index is None:
+            return None
+        proprio = self.cache.get(PROPRIO)
+        if proprio is None:
+            return None
+        return np.asarray(proprio, dtype=np.float64)[self.reference_index]
+
+    def _drop_plan(self) -> None:
+        """Forget the chunk, any in-flight result and the history; the next action is a
+        first action again."""
+        self._episode += 1
+        self.schedule.clear()
+        self.history.reset()
+        self._fresh_start = True
+
     def _step(self, tick: int, now: float) -> TickResult:
+        check = getattr(self.worker, 'check', None)
+        fault = check() if callable(check) else None
+        if fault is not None:
+            self.stats.fault_ticks += 1
+            if not self._fault:
+                self._fault = True
+                self._drop_plan()
+            return TickResult(tick, None, 'fault', fault)
+        self._fault = False
         stale = self.cache.stale_reason(now)
         if stale is None:
             try:
@@ -193,9 +242,7 @@ class ChunkExecutor:
             self.stats.stale_ticks += 1
             if not self._stale:      # drop what was planned from the old observations
                 self._stale = True
-                self._episode += 1
-                self.schedule.clear()
-                self.history.reset()
+                self._drop_plan()
             return TickResult(tick, None, 'stale', stale)
         self._stale = False
         new_chunk = self._collect(tick)
@@ -263,6 +310,15 @@ class ChunkExecutor:
             self.stats.starved_ticks += 1
             held = self.safety.last
             return TickResult(tick, held, 'starved', 'chunk ran out: holding last action')
+        if self._fresh_start:
+            reference = self.measured_reference()
+            if reference is not None and np.all(np.isfinite(reference)):
+                self.safety.reset(reference)
+            elif self.reference_index is not None:
+                self.stats.waiting_ticks += 1
+                return TickResult(tick, None, 'waiting', 'no measured joint positions for '
+                                  'the first action')
+            self._fresh_start = False
         action = self.safety.apply(planned)
         if action is None:
             return TickResult(tick, None, 'unsafe', 'non-finite action and nothing to hold')

@@ -29,7 +29,8 @@ class RuntimeSettings:
     camera_max_age: dict = field(default_factory=dict)   # camera -> s (default 0.5)
     position_lower: Limit = None
     position_upper: Limit = None
-    max_step: Limit = None
+    max_velocity: Limit = None              # action units per second
+    inference_timeout: float = 0.0           # s; 0 = auto (see supervisor)
 
 
 def measure_latency(bundle: PolicyBundle, spec: PolicySpec, guided: bool) -> float:
@@ -46,7 +47,8 @@ def measure_latency(bundle: PolicyBundle, spec: PolicySpec, guided: bool) -> flo
 
 
 def make_executor(spec: PolicySpec, settings: RuntimeSettings, worker: Any,
-                  measured_latency_s: float = 0.0) -> ChunkExecutor:
+                  measured_latency_s: float = 0.0,
+                  reference_index: Optional[Sequence[int]] = None) -> ChunkExecutor:
     """Wire cache, history and safety filter around an inference worker.
 
     Args:
@@ -55,6 +57,8 @@ def make_executor(spec: PolicySpec, settings: RuntimeSettings, worker: Any,
         worker: Threaded/Simulated/ProcessInferenceWorker running the policy.
         measured_latency_s: one inference after warm-up; sets the initial delay estimate
             when settings.initial_delay_steps < 0.
+        reference_index: proprio indices of the action joints' measured positions (see
+            ChunkExecutor); None for tools without measurements.
     Raises:
         ValueError: inconsistent settings (names the parameter).
     """
@@ -76,13 +80,13 @@ def make_executor(spec: PolicySpec, settings: RuntimeSettings, worker: Any,
                                  spec.num_img_obs, settings.image_stride,
                                  (3, spec.image_height, spec.image_width))
     safety = SafetyFilter(spec.action_dim, settings.position_lower, settings.position_upper,
-                          settings.max_step)
-    return ChunkExecutor(config, worker, cache, history, safety)
+                          settings.max_velocity, settings.control_period)
+    return ChunkExecutor(config, worker, cache, history, safety, reference_index)
 
 
 def build_executor(bundle: PolicyBundle, settings: RuntimeSettings,
-                   simulated_delay: Union[None, int, Callable[[int], int]] = None
-                   ) -> ChunkExecutor:
+                   simulated_delay: Union[None, int, Callable[[int], int]] = None,
+                   reference_index: Optional[Sequence[int]] = None) -> ChunkExecutor:
     """An executor running `bundle.policy` in this process (warmed up by the caller).
 
     Args:
@@ -101,4 +105,4 @@ def build_executor(bundle: PolicyBundle, settings: RuntimeSettings,
     else:
         worker = SimulatedInferenceWorker(bundle.policy, bundle.normalizer, shape,
                                           simulated_delay, settings.control_period)
-    return make_executor(spec, settings, worker, latency)
+    return make_executor(spec, settings, worker, latency, reference_index)

@@ -7,6 +7,7 @@ interface as ThreadedInferenceWorker: `submit`, `poll`, `busy`, `reset_policy`, 
 """
 import multiprocessing
 import os
+import signal
 import time
 from typing import Optional
 
@@ -18,6 +19,7 @@ from env_actor.runtime.inference import InferenceRequest, InferenceResult, run_i
 def _serve(conn, policy_yaml: str, device: str, torch_threads: int, guided: bool,
            nice: int) -> None:
     """Child process main loop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
     try:
         if nice > 0:       # yield the CPU to the control loop when both want it
             os.nice(nice)
@@ -95,6 +97,32 @@ class ProcessInferenceWorker:
     @property
     def busy(self) -> bool:
         return self._pending is not None
+
+    @property
+    def alive(self) -> bool:
+        """Whether the child process runs (a waitpid without blocking)."""
+        return self._process.is_alive()
+
+    @property
+    def exitcode(self) -> Optional[int]:
+        """The child's exit code (negative: killed by that signal), None while it runs."""
+        return self._process.exitcode
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self._process.pid
+
+    @property
+    def pending_age(self) -> float:
+        """Seconds since the pending request was sent (0 when none is pending)."""
+        return 0.0 if self._pending is None else time.perf_counter() - self._sent_at
+
+    def kill(self) -> None:
+        """SIGKILL the child (works on a stopped or hung process) and reap it."""
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join(timeout=5.0)
+        self._conn.close()
 
     def submit(self, request: InferenceRequest, now_tick: int) -> None:
         if self._pending is not None:

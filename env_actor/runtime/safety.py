@@ -2,9 +2,16 @@
 
 Order of checks for one action a (given the last sent action a_prev):
     1. NaN/inf anywhere -> reject: hold a_prev (or refuse if there is none).
-    2. per-step slew limit: a = a_prev + clip(a - a_prev, -max_step, max_step).
+    2. slew limit: a = a_prev + clip(a - a_prev, -max_step, max_step), where
+       max_step = max_velocity * control_period (a velocity, so the allowed joint speed does
+       not change with the control frequency).
     3. position limits: a = clip(a, lower, upper).
 Every intervention is counted (`counts`) for diagnostics.
+
+The reference a_prev of the first action after `reset(reference)` is `reference`: the
+executor passes the *measured* joint positions there on every start, activation, reset,
+fault recovery and recovery from stale inputs, so no first command jumps from where the
+robot is.
 """
 from dataclasses import dataclass
 import math
@@ -47,26 +54,30 @@ class SafetyFilter:
     Args:
         dim: action_dim.
         lower / upper: position limits (scalar or per-joint; None = unbounded).
-        max_step: largest change per control tick (scalar or per-joint; None = none).
-            The igris_b default is 5 degrees = 0.0873 rad per tick.
+        max_velocity: largest speed in action units per second (scalar or per-joint;
+            None = none). igris_b uses 1.745 rad/s (5 degrees per tick at 20 Hz).
+        control_period: seconds between two actions; max_step = max_velocity * period.
     Raises:
         ValueError: a limit vector whose length is not `dim` (names the parameter),
-            lower > upper, or a non-positive max_step.
+            lower > upper, a non-positive max_velocity or control_period.
     """
 
     def __init__(self, dim: int, lower: Bound = None, upper: Bound = None,
-                 max_step: Bound = None) -> None:
+                 max_velocity: Bound = None, control_period: float = 1.0) -> None:
         if dim < 1:
             raise ValueError(f'action_dim must be >= 1, got {dim}')
+        if not control_period > 0:
+            raise ValueError(f'control_period must be > 0 s, got {control_period}')
         self.dim = dim
         self.lower = _vector('safety.position_lower', lower, dim, -math.inf)
         self.upper = _vector('safety.position_upper', upper, dim, math.inf)
-        self.max_step = _vector('safety.max_step', max_step, dim, math.inf)
+        self.max_velocity = _vector('safety.max_velocity', max_velocity, dim, math.inf)
         if np.any(self.lower > self.upper):
             raise ValueError('safety.position_lower exceeds safety.position_upper at joints '
                              f'{np.flatnonzero(self.lower > self.upper).tolist()}')
-        if np.any(self.max_step <= 0):
-            raise ValueError('safety.max_step must be > 0')
+        if np.any(self.max_velocity <= 0):
+            raise ValueError('safety.max_velocity must be > 0')
+        self.max_step = self.max_velocity * control_period
         self.counts = SafetyCounts()
         self._last: Optional[np.ndarray] = None
 

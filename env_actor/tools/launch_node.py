@@ -52,10 +52,10 @@ def parse(args: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return opts
 
 
-def main(args: Optional[Sequence[str]] = None) -> None:
+def main(args: Optional[Sequence[str]] = None) -> int:
     from env_actor.ros.policy_node import main as node_main
-    node_main(['env-actor-node', *ros_arguments(parse(args))])
+    return node_main(['env-actor-node', *ros_arguments(parse(args))])
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

@@ -21,6 +21,9 @@ from env_actor.runtime.observation import PROPRIO
 from env_actor.tools.metrics import seam_metrics
 from env_actor.tools.sim_world import LOWER, SimWorld, UPPER
 
+# the node's sim.yaml limits: 0.15 rad (arm) and 0.5 (gripper) per tick at 20 Hz
+MAX_VELOCITY = (3.0, 3.0, 3.0, 10.0)
+
 
 @dataclass
 class RawImage:
@@ -44,7 +47,7 @@ def sim_settings(algorithm: str, delay_steps: int, control_rate: float = 20.0,
                            initial_delay_steps=delay_steps, proprio_max_age=0.2,
                            camera_max_age={c: 0.5 for c in ('head', 'left', 'right')},
                            position_lower=list(LOWER), position_upper=list(UPPER),
-                           max_step=[0.15, 0.15, 0.15, 0.5])
+                           max_velocity=list(MAX_VELOCITY))
 
 
 def run_episode(bundle: PolicyBundle, algorithm: str, delay_steps: int, seed: int,
