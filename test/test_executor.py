@@ -260,3 +260,56 @@ def test_mismatched_action_dim_between_policy_and_limits():
                                          'action_dim is 3'):
         ChunkExecutor(config, None, ObservationCache({}), ObservationHistory(1, 1, (), 1),
                       SafetyFilter(2))
+
+
+def limited_executor(h=10, s=5, delay=1):
+    """An executor whose first actions must be limited (0.1 per tick) against proprio."""
+    policy = EncodingPolicy(h)
+    policy.s = s
+    config = ExecutorConfig(action_chunk_size=h, action_dim=A, min_num_actions_executed=s,
+                            algorithm='rtc', control_period=DT)
+    worker = SimulatedInferenceWorker(policy, None, (h, A), delay, DT)
+    safety = SafetyFilter(A, max_velocity=2.0, control_period=DT)
+    executor = ChunkExecutor(config, worker, ObservationCache({'proprio': 0.2}),
+                             ObservationHistory(3, A, (), 1), safety, reference_index=[1, 0])
+    return executor
+
+
+def test_first_action_is_limited_against_the_measured_positions_both_ways():
+    executor = limited_executor()
+    # the robot is at [5, -5] (proprio order is reversed w.r.t. the actions) and the policy
+    # asks for ~1: the first commanded actions walk from the measurement by 0.1 per tick,
+    # down on one joint and up on the other
+    measured = np.array([-5.0, 5.0], np.float32)
+    actions = []
+    for k in range(5):                        # the second chunk (values ~1000) lands later
+        executor.cache.update('proprio', measured, k * DT)
+        result = executor.on_tick(k * DT)
+        if result.action is not None:
+            actions.append(result.action)
+    np.testing.assert_allclose(actions[0], [4.9, -4.9])
+    np.testing.assert_allclose(np.diff(np.array(actions), axis=0), [[-0.1, 0.1]] * 3,
+                               atol=1e-9)
+
+
+def test_reset_and_stale_recovery_take_the_new_measurement_as_reference():
+    executor = limited_executor()
+    k = 0
+
+    def run(ticks, proprio, feed=True):
+        nonlocal k
+        out = []
+        for _ in range(ticks):
+            if feed:
+                executor.cache.update('proprio', np.asarray(proprio, np.float32), k * DT)
+            out.append(executor.on_tick(k * DT))
+            k += 1
+        return [r.action for r in out if r.action is not None]
+
+    run(30, [1.0, 1.0])                       # converged near the policy's actions
+    executor.reset_episode()
+    first = run(5, [3.0, -2.0])[0]            # robot was moved while the episode restarted
+    np.testing.assert_allclose(first, [-1.9, 3.1])     # the policy now asks for ~1000+
+    run(8, None, feed=False)                  # joint states stop: stale, nothing commanded
+    first = run(5, [-2.5, 0.5])[0]            # they come back from somewhere else
+    np.testing.assert_allclose(first, [0.6, -2.4])

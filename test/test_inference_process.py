@@ -93,3 +93,61 @@ def test_dead_child_becomes_an_error_result(tmp_path):
         assert not worker.busy
     finally:
         worker.close()
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f'timed out waiting for {what}'
+        time.sleep(0.01)
+
+
+def test_supervisor_restarts_a_killed_and_a_hung_child_then_gives_up(tmp_path):
+    """SIGKILL and SIGSTOP of the real child: each is a fault that names its cause, a new
+    child serves requests afterwards, the stopped child's late answer is never used, and
+    one fault past the bound is final."""
+    import os
+    import signal
+    from env_actor.runtime.supervisor import SupervisedWorker
+    path = tiny_act(tmp_path)
+    save_weights(path)
+
+    def start():
+        return ProcessInferenceWorker(path, 'cpu', (6, 2), guided=False)
+
+    bundle = build_policy_bundle(path)
+    data = synthetic_input(bundle.policy.spec, np.random.default_rng(0))
+    supervisor = SupervisedWorker(start(), start, timeout_s=0.5, max_restarts=2,
+                                  restart_window_s=60.0)
+    try:
+        assert supervisor.check() is None
+        first_pid = supervisor.worker.pid
+        os.kill(first_pid, signal.SIGKILL)
+        wait_until(lambda: supervisor.check() is not None, 5, 'death detected')
+        assert 'inference process died (exit code -9)' in supervisor.fault
+        assert supervisor.busy           # nothing may be submitted while it restarts
+        wait_until(lambda: supervisor.check() is None, 60, 'restart')
+        assert supervisor.worker.pid != first_pid and supervisor.restarts == 1
+
+        os.kill(supervisor.worker.pid, signal.SIGSTOP)
+        hung_pid = supervisor.worker.pid
+        supervisor.submit(InferenceRequest(7, data), 7)
+        wait_until(lambda: supervisor.check() is not None, 5, 'hang detected')
+        assert 'inference hung: no result after' in supervisor.fault
+        assert supervisor.poll(8) is None        # the stopped child's request is dropped
+        wait_until(lambda: supervisor.check() is None, 60, 'second restart')
+        assert supervisor.worker.pid not in (first_pid, hung_pid)
+        assert not os.path.exists(f'/proc/{hung_pid}')     # killed and reaped
+        supervisor.submit(InferenceRequest(9, data), 9)
+        results = []
+        wait_until(lambda: results.append(supervisor.poll(9)) or results[-1] is not None,
+                   30, 'a result from the new child')
+        assert results[-1].error is None and results[-1].request.tick == 9
+
+        os.kill(supervisor.worker.pid, signal.SIGKILL)      # third fault: bound is 2
+        wait_until(lambda: supervisor.check() is not None, 5, 'third fault')
+        assert supervisor.failed and 'giving up' in supervisor.fault
+        time.sleep(0.5)
+        assert supervisor.check() is not None and supervisor.worker is None
+    finally:
+        supervisor.close()
