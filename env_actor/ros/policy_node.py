@@ -407,6 +407,7 @@ class PolicyNode(LifecycleNode):
         if isinstance(worker, SupervisedWorker):
             values.update({'inference_faults': worker.faults,
                            'inference_restarts': worker.restarts,
+                           'inference_pid': worker.pid,
                            'inference_timeout_s': f'{worker.timeout_s:.2f}'})
         stats = core.stats
         p50, p95 = stats.latency_percentiles()

@@ -93,6 +93,12 @@ class SupervisedWorker:
         return 0.0 if worker is None else worker.startup_latency_s
 
     @property
+    def pid(self) -> Optional[int]:
+        """The running child's process id (None while restarting or failed)."""
+        worker = self.worker
+        return None if worker is None else worker.pid
+
+    @property
     def busy(self) -> bool:
         worker = self.worker
         return worker is None or worker.busy
