@@ -63,7 +63,7 @@ def make_node(harness, policy_yaml, override=None):
         Parameter('min_num_actions_executed', value=5),
         Parameter('joint_states_max_age', value=0.1),
         Parameter('camera_max_age', value=0.3),
-        Parameter('safety.max_step', value=[0.2]),
+        Parameter('safety.max_velocity', value=[4.0]),
     ]
     if override is not None:
         parameters = [p for p in parameters if p.name != override.name] + [override]

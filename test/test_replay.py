@@ -23,7 +23,7 @@ def write_params(tmp_path: Path, transport: str = 'compressed') -> Path:
     lines = ['/**:', '  ros__parameters:', '    algorithm: rtc', '    control_frequency: 20.0',
              '    min_num_actions_executed: 5', f'    state_joint_names: {JOINTS}',
              f'    action_joint_names: {JOINTS}', '    joint_states_topic: /joint_states',
-             '    safety.max_step: [0.2]']
+             '    safety.max_velocity: [4.0]']
     for cam in ('head', 'left', 'right'):
         lines += [f'    camera.{cam}.topic: /{cam}/image_raw{suffix}',
                   f'    camera.{cam}.transport: {transport}']

@@ -417,7 +417,7 @@ class PolicyNode(LifecycleNode):
             'inference_latency_p50_ms': f'{p50 * 1e3:.1f}',
             'inference_latency_p95_ms': f'{p95 * 1e3:.1f}',
             'est_delay_steps': core.est_delay, 'last_delay_steps': core.delay.last,
-            'inferences': stats.inferences, 'policy_errors': stats.policy_errors,
+            'ticks': stats.ticks, 'inferences': stats.inferences, 'policy_errors': stats.policy_errors,
             'last_policy_error': stats.last_error, 'commanded_ticks': stats.commanded,
             'starved_ticks': stats.starved_ticks, 'blocked_ticks': stats.blocked_ticks,
             'stale_ticks': stats.stale_ticks, 'waiting_ticks': stats.waiting_ticks,

@@ -169,12 +169,13 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     try:
         while rclpy.ok() and not node.finished.is_set():
             executor.spin_once(timeout_sec=0.05)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
         successes = sum(r['success'] for r in node.results)
         print(f'sim: {successes}/{len(node.results)} episodes succeeded')
-        node.flush_status()
+        if rclpy.ok():             # after SIGINT/SIGTERM the context is already down
+            node.flush_status()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
