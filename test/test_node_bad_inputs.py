@@ -173,3 +173,64 @@ def test_configure_errors_fail_the_transition_and_are_reported(tmp_path, overrid
         assert status.level[0] == 2 and text in status.message
     finally:
         harness.close()
+
+
+def test_failed_configure_is_reported_on_diagnostics_over_dds(tmp_path):
+    """Published from construction on: a supervisor sees why the node is not running."""
+    harness = Harness()
+    node = make_node(harness, tmp_path / 'missing.yaml')
+    try:
+        node.trigger_configure()
+        assert node.lifecycle_state == 'unconfigured'
+        harness.wait_for(lambda: any(d[1] == 2 and 'configure failed' in d[2]
+                                     and 'missing.yaml' in d[2] for d in harness.diagnostics),
+                         10, 'ERROR diagnostics naming the missing policy YAML')
+    finally:
+        harness.close()
+
+
+class ExplodingNode(PolicyNode):
+    """A node whose prompt callback has a bug (raises)."""
+
+    def _on_prompt(self, msg) -> None:
+        raise RuntimeError('bug in a callback')
+
+
+def test_exception_in_a_callback_holds_then_exits_non_zero(tmp_path):
+    import threading
+    from rclpy.executors import SingleThreadedExecutor
+    from std_msgs.msg import String
+    from env_actor.ros.policy_node import spin_until_stopped
+    harness = Harness()
+    Feeder(harness)
+    prompt = harness.probe.create_publisher(String, 'prompt', 10)
+    node = ExplodingNode(context=harness.context, parameter_overrides=[
+        Parameter('policy_yaml', value=str(tiny_policy(tmp_path))),
+        Parameter('state_joint_names', value=JOINTS),
+        Parameter('action_joint_names', value=JOINTS), Parameter('cameras', value=['head']),
+        Parameter('min_num_actions_executed', value=5),
+        Parameter('prompt_topic', value='prompt'),
+        Parameter('inference_mode', value='thread'), Parameter('autostart', value=True)])
+    executor = SingleThreadedExecutor(context=harness.context)
+    executor.add_node(node)
+    codes = []
+    thread = threading.Thread(
+        target=lambda: codes.append(spin_until_stopped(node, executor, threading.Event())))
+    thread.start()
+    try:
+        harness.wait_for(lambda: len(harness.snapshot('cmd')) > 10, 30, 'commands')
+        sent = time.monotonic()
+        prompt.publish(String(data='pick up the cube'))
+        thread.join(timeout=10)
+        assert codes == [1]
+        harness.wait_for(lambda: [e for e in harness.snapshot('traj', sent)
+                                  if len(e[2].points) == 1], 5, 'a hold trajectory')
+        last = harness.snapshot('cmd')[-1][2]
+        hold = [e for e in harness.snapshot('traj', sent) if len(e[2].points) == 1][0][2]
+        np.testing.assert_allclose(hold.points[0].positions, last)
+        assert node.executor_core is None            # released: no inference left behind
+    finally:
+        thread.join(timeout=10)
+        executor.shutdown()
+        node.destroy_node()
+        harness.close()

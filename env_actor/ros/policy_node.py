@@ -335,12 +335,10 @@ class PolicyNode(LifecycleNode):
             self._reported_fault = reason
             self.get_logger().error(reason)
         if getattr(self.executor_core.worker, 'failed', False):
-            self._send_hold()
-            self._was_commanding = False
-            self.last_error = reason
             self.get_logger().error('inference cannot be restarted: deactivating; cleanup '
                                     'and configure to rebuild the policy')
-            self.trigger_deactivate()
+            self.trigger_deactivate()            # holds
+            self._was_commanding = False
             self.last_error = reason
 
     def _trajectory(self, actions: np.ndarray) -> JointTrajectory:
@@ -457,6 +455,32 @@ class PolicyNode(LifecycleNode):
         return max(np.diff(ticks)) * 1e3 if len(ticks) > 1 else math.nan
 
 
+def spin_until_stopped(node: PolicyNode, executor, stop: threading.Event) -> int:
+    """Run the node until `stop` is set or the context ends; hold and release on the way out.
+
+    Returns:
+        0 after a stop request or an external shutdown, 1 after an exception in a callback
+        (logged as FATAL; the hold is still sent).
+    """
+    code = 0
+    try:
+        if node.get_parameter('autostart').value and not stop.is_set():
+            node.trigger_configure()
+            if node.lifecycle_state == 'inactive' and not stop.is_set():
+                node.trigger_activate()
+        while not stop.is_set() and node.context.ok():
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception as exc:  # a callback raised: hold, report, exit non-zero
+        node.get_logger().fatal(f'{type(exc).__name__}: {exc}: holding and exiting')
+        code = 1
+    finally:
+        if node.context.ok():
+            node.stop_safely()
+    return code
+
+
 def main(args=None) -> int:
     """Console entry point (`env-actor-node --ros-args --params-file f.yaml -p k:=v`).
 
@@ -471,24 +495,11 @@ def main(args=None) -> int:
     node = PolicyNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    code = 0
     try:
-        if node.get_parameter('autostart').value and not stop.is_set():
-            node.trigger_configure()
-            if node.lifecycle_state == 'inactive' and not stop.is_set():
-                node.trigger_activate()
-        while not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception as exc:  # a callback raised: hold, report, exit non-zero
-        node.get_logger().fatal(f'{type(exc).__name__}: {exc}: holding and exiting')
-        code = 1
+        code = spin_until_stopped(node, executor, stop)
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):   # a second signal must not
-            signal.signal(signum, signal.SIG_IGN)        # interrupt the hold
-        if rclpy.ok():
-            node.stop_safely()
+        for signum in (signal.SIGINT, signal.SIGTERM):   # a late signal must not
+            signal.signal(signum, signal.SIG_IGN)        # interrupt the clean-up
         node.destroy_node()
         rclpy.try_shutdown()
     return code
