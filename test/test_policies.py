@@ -188,3 +188,64 @@ def test_replay_file_errors(tmp_path):
     (tmp_path / 'traj.csv').write_text('a,b,c\n1,2,3\n')
     with pytest.raises(PolicyLoadError, match=r'holds shape \(1, 3\), expected \(T, 2\)'):
         build_policy_bundle(path)
+
+
+def paper_soft_mask(h: int, s: int, d: int) -> np.ndarray:
+    """RTC soft mask ("exp"), written out from the paper, independent of runtime/."""
+    w = np.zeros(h)
+    for i in range(h):
+        if i < d:
+            w[i] = 1.0
+        elif i < h - s:
+            c = (h - s - i) / (h - s - d + 1)
+            w[i] = c * (np.exp(c) - 1) / (np.e - 1)
+    return w
+
+
+def paper_guidance_weight(tau: float, beta: float) -> float:
+    if tau == 0.0:
+        return beta
+    r2 = (1 - tau) ** 2 / (tau ** 2 + (1 - tau) ** 2)
+    return min(beta, (1 - tau) / (tau * r2))
+
+
+def test_guidance_weight_at_several_tau():
+    from env_actor.policy.policies.flow_matching.flow_matching import guidance_weight
+    # (1 - tau) / (tau r2) at tau = 0.2 / 0.4 / 0.6 / 0.8 is 4.25 / 2.1667 / 2.1667 / 4.25
+    for tau, expected in ((0.0, 5.0), (0.2, 4.25), (0.4, 13 / 6), (0.6, 13 / 6),
+                          (0.8, 4.25), (0.1, 5.0), (0.9, 5.0)):
+        assert guidance_weight(tau, 5.0) == pytest.approx(expected)
+        assert guidance_weight(tau, 5.0) == pytest.approx(paper_guidance_weight(tau, 5.0))
+    assert guidance_weight(0.4, 1.0) == 1.0          # capped by beta
+
+
+def test_flow_guided_inference_equals_the_paper_update_step_by_step(tmp_path):
+    """An independent oracle: the full Jacobian (not a vjp), the weight and the soft mask
+    written out, Euler steps of 1/n from the same seeded noise."""
+    n, d, s = 5, 2, 3
+    bundle, data = tiny_bundle(tmp_path, num_steps=n)
+    policy, norm = bundle.policy, bundle.normalizer
+    policy.freeze_all_model_params()
+    prev = np.random.default_rng(5).normal(-1.0, 3.0, (H, A)).astype(np.float32)
+    guided = policy.guided_inference(dict(data, prev_action=prev, est_delay=d), norm, s, H)
+
+    with torch.no_grad():
+        tokens = policy.encode(data, norm)
+        target = norm.normalize_action(torch.from_numpy(prev))[None]
+    weights = torch.from_numpy(paper_soft_mask(H, s, d)).float()[None, :, None]
+    actions = policy.initial_noise()
+    for step in range(n):
+        tau = step / n
+
+        def velocity(a):
+            return policy.head(a, tokens, torch.full((1,), tau))
+
+        def a1_hat(a):
+            return a + (1 - tau) * velocity(a)
+        jac = torch.autograd.functional.jacobian(a1_hat, actions).reshape(H * A, H * A)
+        with torch.no_grad():
+            error = ((target - a1_hat(actions)) * weights).reshape(H * A)
+            g = (error @ jac).reshape(1, H, A)
+            actions = actions + (velocity(actions) + paper_guidance_weight(tau, 5.0) * g) / n
+    expected = policy.to_actions(actions, norm)
+    np.testing.assert_allclose(guided, expected, atol=2e-4 * float(norm.action.std.max()))
