@@ -134,6 +134,19 @@ def test_record_train_and_evaluate_a_bundle(tmp_path):
     assert json.loads((tmp_path / 'bundle' / 'training.json').read_text())['epochs'] == 1
     bundle = build_policy_bundle(tmp_path / 'bundle' / 'policy.yaml')
     assert bundle.config['policy']['action_chunk_size'] == 24
+    # training moved every component's parameters away from their initialisation (the
+    # same seed and build order as `train` rebuilds the initial weights exactly)
+    import torch
+    from env_actor.policy.utils.loader import build_component
+    torch.manual_seed(0)
+    initial = {n: build_component(tmp_path / 'bundle' / 'components' / f'{n}.yaml', n)
+               for n in bundle.components}
+    for name, trained in bundle.components.items():
+        before = dict(initial[name].named_parameters())
+        moved = [k for k, v in trained.named_parameters()
+                 if not torch.equal(v.detach().cpu(), before[k].detach())]
+        assert len(moved) == len(before), f'{name}: parameters not trained: ' \
+            f'{sorted(set(before) - set(moved))[:5]}'
     result = run_episode(bundle, 'rtc', 1, seed=5, duration=1.0)
     assert result['ticks'] == 20 and result['inferences'] >= 2
     assert set(result) >= {'success', 'seam_step_mean', 'inside_step_mean', 'jerk_mean'}
