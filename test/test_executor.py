@@ -313,3 +313,51 @@ def test_reset_and_stale_recovery_take_the_new_measurement_as_reference():
     run(8, None, feed=False)                  # joint states stop: stale, nothing commanded
     first = run(5, [-2.5, 0.5])[0]            # they come back from somewhere else
     np.testing.assert_allclose(first, [0.6, -2.4])
+
+
+class BlockingPolicy(EncodingPolicy):
+    """Every call after the first blocks until `release` is set."""
+
+    def __init__(self, chunk_size: int) -> None:
+        super().__init__(chunk_size)
+        import threading
+        self.release = threading.Event()
+        self.blocked = threading.Event()
+
+    def _chunk(self, input_data, guided, extra):
+        if self.calls:
+            self.blocked.set()
+            assert self.release.wait(30)
+        return super()._chunk(input_data, guided, extra)
+
+
+def test_the_control_tick_never_waits_for_inference():
+    import threading
+    policy = BlockingPolicy(10)
+    worker = ThreadedInferenceWorker(policy, None, (10, A))
+    executor, _ = make_executor('rtc', 10, 5, 0, policy=policy, worker=worker)
+    states = []
+
+    def ticks(start, count):
+        for k in range(start, start + count):
+            executor.cache.update('proprio', np.full(A, k, np.float32), k * DT)
+            states.append(executor.on_tick(k * DT).state)
+    try:
+        executor.cache.update('proprio', np.zeros(A, np.float32), 0.0)
+        executor.on_tick(0.0)                          # submits the cold start
+        assert worker.wait(5.0)
+        ticks(1, 6)                                    # s = 5 executed: inference starts
+        assert policy.blocked.wait(5)
+        # 14 more ticks while that inference is blocked: none may wait for it
+        runner = threading.Thread(target=ticks, args=(7, 14))
+        runner.start()
+        runner.join(timeout=10)
+        assert not runner.is_alive() and not policy.release.is_set()
+        # the first chunk landed at tick 1 and covers ticks 1..10; then the last action
+        # is held (starved) on every tick while the next inference is still blocked
+        assert states[:10] == ['commanding'] * 10
+        assert set(states[10:]) == {'starved'} and len(states) == 20
+        assert executor.stats.starved_ticks == 10
+    finally:
+        policy.release.set()
+        worker.close()

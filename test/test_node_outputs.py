@@ -1,0 +1,100 @@
+"""The node's outputs over real DDS: stamps, the output switches, shutdown, the shipped
+robot params file."""
+from pathlib import Path
+import time
+
+import numpy as np
+from rclpy.parameter import Parameter
+
+from env_actor.ros.policy_node import PolicyNode
+from ros_harness import Harness
+from test_node_bad_inputs import Feeder, make_node, tiny_policy
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_until_commands(harness, node, kind='cmd', count=10, since=0.0):
+    node.trigger_configure()
+    node.trigger_activate()
+    assert node.lifecycle_state == 'active'
+    harness.wait_for(lambda: len(harness.snapshot(kind, since)) >= count, 20,
+                     f'{count} {kind}')
+
+
+def test_trajectory_stamp_zero_and_now(tmp_path):
+    harness = Harness()
+    Feeder(harness)
+    zero = make_node(harness, tiny_policy(tmp_path))
+    try:
+        run_until_commands(harness, zero, 'traj', 2)
+        stamp = harness.snapshot('traj')[0][2].header.stamp
+        assert (stamp.sec, stamp.nanosec) == (0, 0)          # start on arrival
+        zero.trigger_deactivate()
+        zero.trigger_cleanup()
+        harness.executor.remove_node(zero)
+        zero.destroy_node()
+        now = make_node(harness, tiny_policy(tmp_path),
+                        Parameter('trajectory_stamp', value='now'))
+        since = time.monotonic()
+        run_until_commands(harness, now, 'traj', 2, since)
+        stamp = harness.snapshot('traj', since)[0][2].header.stamp
+        assert abs(stamp.sec + stamp.nanosec * 1e-9 - time.time()) < 5.0
+    finally:
+        harness.close()
+
+
+def test_output_switches(tmp_path):
+    harness = Harness()
+    Feeder(harness)
+    node = make_node(harness, tiny_policy(tmp_path), Parameter('publish_commands', value=False))
+    try:
+        run_until_commands(harness, node, 'traj', 3)
+        time.sleep(0.3)
+        assert not harness.snapshot('cmd'), 'publish_commands: false still published'
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+        node.set_parameters([Parameter('publish_commands', value=True),
+                             Parameter('publish_trajectory', value=False)])
+        since = time.monotonic()
+        run_until_commands(harness, node, 'cmd', 10, since)
+        assert not harness.snapshot('traj', since + 0.5), 'publish_trajectory: false'
+    finally:
+        harness.close()
+
+
+def test_shutdown_holds_and_releases(tmp_path):
+    harness = Harness()
+    Feeder(harness)
+    node = make_node(harness, tiny_policy(tmp_path))
+    try:
+        run_until_commands(harness, node)
+        before = time.monotonic()
+        node.trigger_shutdown()
+        assert node.executor_core is None
+        harness.wait_for(lambda: [e for e in harness.snapshot('traj', before)
+                                  if len(e[2].points) == 1], 5, 'hold trajectory')
+        last = harness.snapshot('cmd')[-1][2]
+        hold = [e for e in harness.snapshot('traj', before) if len(e[2].points) == 1][0][2]
+        np.testing.assert_allclose(hold.points[0].positions, last)
+        time.sleep(0.3)
+        assert not harness.snapshot('cmd', time.monotonic() - 0.2)
+    finally:
+        harness.close()
+
+
+def test_shipped_robot_params_file_configures_a_node():
+    """config/igris_b.yaml as shipped (its robot's joints, compressed cameras) with the
+    example policy of its shapes; only the device is overridden (no GPU here)."""
+    harness = Harness()
+    policy = ROOT / 'env_actor' / 'policy' / 'policies' / 'mlp_chunk' / 'mlp_chunk.yaml'
+    node = PolicyNode(context=harness.context, cli_args=[
+        '--ros-args', '--params-file', str(ROOT / 'config' / 'igris_b.yaml'),
+        '-p', f'policy_yaml:={policy}', '-p', 'device:=cpu'])
+    harness.add_node(node)
+    try:
+        node.trigger_configure()
+        assert node.lifecycle_state == 'inactive', node.last_error
+        assert [c.transport for c in node.config.cameras] == ['compressed'] * 3
+        assert node.config.runtime_settings().max_velocity == 1.745329
+    finally:
+        harness.close()
