@@ -249,3 +249,41 @@ def test_flow_guided_inference_equals_the_paper_update_step_by_step(tmp_path):
             actions = actions + (velocity(actions) + paper_guidance_weight(tau, 5.0) * g) / n
     expected = policy.to_actions(actions, norm)
     np.testing.assert_allclose(guided, expected, atol=2e-4 * float(norm.action.std.max()))
+
+
+def test_per_camera_image_encoders_see_their_own_camera(tmp_path):
+    comp = tmp_path / 'components'
+    comp.mkdir()
+    for cam, stem in (('head', 8), ('left', 4)):
+        (comp / f'{cam}.yaml').write_text(
+            f'type: resnet_encoder\nparams: {{out_dim: 16, widths: [8], stem_width: {stem}}}\n')
+    (comp / 'prop.yaml').write_text(f'type: mlp\nparams: {{in_dim: {HIST * S_DIM}, '
+                                    'out_dim: 16, hidden_dims: [16]}\n')
+    (comp / 'head_net.yaml').write_text(
+        f'type: flow_transformer\nparams: {{action_dim: {A}, chunk_size: {H}, token_dim: 16, '
+        'num_obs_tokens: 3, d_model: 32, depth: 1, heads: 2, ff_dim: 32}\n')
+    yaml_text = (
+        'model:\n  component_config_paths:\n    image_encoder_head: components/head.yaml\n'
+        '    image_encoder_left: components/left.yaml\n'
+        '    proprio_encoder: components/prop.yaml\n    velocity: components/head_net.yaml\n'
+        f'policy:\n  type: flow_matching\n  action_chunk_size: {H}\n  action_dim: {A}\n'
+        f'  state_dim: {S_DIM}\n  proprio_history_size: {HIST}\n  image_size: [16, 16]\n'
+        '  cameras: [head, left]\n  num_steps: 2\n')
+    path = tmp_path / 'policy.yaml'
+    path.write_text(yaml_text)
+    bundle = build_policy_bundle(path)
+    seen = {}
+    def hook(cam):
+        def record(module, args, out):
+            seen.setdefault(cam, float(args[0].float().mean()))
+        return record
+    for cam in ('head', 'left'):
+        bundle.components[f'image_encoder_{cam}'].register_forward_hook(hook(cam))
+    data = synthetic_input(bundle.policy.spec, np.random.default_rng(0))
+    data['head'][:] = 0
+    data['left'][:] = 255
+    bundle.policy.predict(data, bundle.normalizer)
+    assert set(seen) == {'head', 'left'} and seen['head'] < seen['left']
+    path.write_text(yaml_text.replace('    image_encoder_left: components/left.yaml\n', ''))
+    with pytest.raises(PolicyLoadError, match="missing components \\['image_encoder_left'\\]"):
+        build_policy_bundle(path)
