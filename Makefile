@@ -1,5 +1,6 @@
 # env_actor developer entry points. Every process started from here that may
-# start rclpy stays on loopback DDS with a per-run domain (DESIGN.md §6).
+# start rclpy stays on loopback DDS with a per-run domain (README: no DDS traffic leaves
+# the host).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv

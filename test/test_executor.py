@@ -1,4 +1,5 @@
-"""Executors on a simulated clock, checked index for index against DESIGN §4.
+"""Executors on a simulated clock, checked index for index against the RTC
+rules of docs/runtime.md.
 
 The fake policy encodes (call j, chunk index i) as the value 1 + 1000 j + i, and reads
 the tick of its observation from proprio (the test feeds proprio = tick), so every
@@ -76,7 +77,7 @@ def value(r) -> Optional[float]:
 
 
 def expected_async(h, s, d, ticks):
-    """DESIGN §4 in closed form: call 0 observes tick 0 and starts at its landing tick d;
+    """The RTC rules in closed form: call 0 observes tick 0 and starts at its landing tick d;
     call j >= 1 observes tick d + j s, lands d ticks later and starts at its observation
     tick; each tick executes the newest landed chunk at index tick - start."""
     starts, lands = [d], [d]

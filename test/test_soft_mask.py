@@ -1,4 +1,4 @@
-"""Soft-mask weights against hand-computed values of DESIGN §4's formula."""
+"""Soft-mask weights against hand-computed values of the paper's formula."""
 import logging
 
 import numpy as np

@@ -1,6 +1,6 @@
 """The chunk executor: which action goes out on which control tick.
 
-Algorithms (DESIGN.md §4):
+Algorithms (docs/runtime.md):
     sequential   infer, execute `sequential_actions` actions, infer again; while the next
                  chunk is computed the loop commands nothing (`blocked`).
     rtc          Real-Time Chunking: ticks never wait; inference starts once s actions of

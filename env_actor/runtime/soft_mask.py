@@ -1,4 +1,5 @@
-"""Real-Time Chunking soft-mask weights over chunk indices (DESIGN.md §4).
+"""Real-Time Chunking soft-mask weights over chunk indices (Black, Galliker and Levine
+2025, "Real-Time Execution of Action Chunking Flow Policies"; docs/runtime.md).
 
 For chunk length H, execution horizon s and delay d (all in control steps):
     W_i = 1                                     for i < d

@@ -1,7 +1,7 @@
 """`act`: ACT-style deterministic chunk prediction.
 
 `predict` decodes a whole chunk with learned action queries; `guided_inference` blends it
-with the previous chunk through the RTC soft mask (DESIGN.md §4):
+with the previous chunk through the RTC soft mask (docs/runtime.md):
     W * prev_action + (1 - W) * prediction
 YAML keys: soft_mask_schedule (exp).
 """

@@ -2,7 +2,7 @@
 
 Convention: tau = 0 is noise, tau = 1 is data; `predict` integrates dA/dtau = v(A, o, tau)
 from Gaussian noise with `num_steps` Euler steps of 1/n. `guided_inference` adds ΠGDM
-inpainting guidance towards `prev_action` inside the ODE (DESIGN.md §4):
+inpainting guidance towards `prev_action` inside the ODE (docs/runtime.md):
     A1_hat = A_tau + (1 - tau) v(A_tau, o, tau)
     g      = ((Y - A1_hat) * W)^T dA1_hat/dA_tau          (one vector-Jacobian product)
     v'     = v + min(beta, (1 - tau) / (tau r2)) g,  r2 = (1-tau)^2 / (tau^2 + (1-tau)^2)
