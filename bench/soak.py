@@ -42,6 +42,20 @@ def rss_mb(pid: int) -> float:
     return float('nan')
 
 
+def label(pid: int) -> str:
+    """'inference <pid>' for the policy process, 'resource tracker <pid>' for
+    multiprocessing's helper, else 'child <pid>'."""
+    try:
+        cmdline = Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0', b' ')
+    except OSError:
+        return f'child {pid}'
+    if b'resource_tracker' in cmdline:
+        return f'resource tracker {pid}'
+    if b'multiprocessing.spawn' in cmdline:
+        return f'inference {pid}'
+    return f'child {pid}'
+
+
 def children(pid: int) -> list:
     try:
         text = Path(f'/proc/{pid}/task/{pid}/children').read_text()
@@ -156,7 +170,7 @@ def main() -> int:
             if now >= next_sample:
                 next_sample += opts.sample
                 pids = {'node': node_proc.pid}
-                pids.update({f'child {c}': c for c in children(node_proc.pid)})
+                pids.update({label(c): c for c in children(node_proc.pid)})
                 for name, pid in pids.items():
                     samples.setdefault(name, []).append((now - start, rss_mb(pid)))
                 total = sum(s[-1][1] for s in samples.values() if s[-1][0] == now - start)
