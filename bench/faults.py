@@ -11,7 +11,8 @@ node goes through: camera drop-out (2 s), joint-state drop-out (1.5 s), NaN join
     stop      last command received - fault switched on (input faults: the last good
               input was published up to one input period before), or detection logged
               by the node - kill/stop sent (inference faults)
-    resume    first command after the fault ended (or the kill / stop was sent)
+    resume    first command after the fault ended (input faults), or first command after
+              the ERROR diagnostics, counted from the kill / stop (inference faults)
     hold      first hold trajectory received - signal sent; exit = process exit
 Prints a table (median and max over the repeats) and writes bench/results/faults.json.
 """
@@ -55,8 +56,10 @@ def one_run(tmp: Path) -> dict:
             pid = int(s.latest_values()['inference_pid'])
             sent_wall, sent = time.time(), time.monotonic()
             os.kill(pid, signum)
-            s.wait_diag(sent, 2, text, timeout=60)
-            resumed = s.wait_commands(sent + 0.3, count=1, timeout=90)[0][0]
+            error = s.wait_diag(sent, 2, text, timeout=60)[0]
+            # the chunk in hand (or a hold of its last action) goes on until the fault is
+            # seen; "resume" is the first command after the ERROR diagnostics
+            resumed = s.wait_commands(error, count=1, timeout=90)[0][0]
             detected = s.log_time(text, sent_wall)
             out[label] = (detected - sent_wall if detected else float('nan'),
                           resumed - sent)
