@@ -88,7 +88,14 @@ class ProcessInferenceWorker:
         if not self._conn.poll(start_timeout):
             self.close()
             raise RuntimeError(f'inference process did not start within {start_timeout} s')
-        status, info = self._conn.recv()
+        try:
+            status, info = self._conn.recv()
+        except (EOFError, OSError):           # it died before saying why
+            self._process.join(timeout=5.0)
+            code = self._process.exitcode
+            self.close()
+            raise RuntimeError(f'inference process exited during start-up (exit code '
+                               f'{code})') from None
         if status != 'ready':
             self.close()
             raise RuntimeError(f'inference process failed: {info}')
@@ -111,6 +118,16 @@ class ProcessInferenceWorker:
     @property
     def pid(self) -> Optional[int]:
         return self._process.pid
+
+    @property
+    def result_ready(self) -> bool:
+        """Whether the pending request's answer is waiting in the pipe (not yet polled)."""
+        if self._pending is None or self._send_error is not None:
+            return False
+        try:
+            return self._conn.poll()
+        except (EOFError, OSError):
+            return False
 
     @property
     def pending_age(self) -> float:

@@ -44,7 +44,7 @@ def auto_timeout(startup_latency_s: float, floor_s: float = 1.0) -> float:
 
 class SupervisedWorker:
     """Wraps a ProcessInferenceWorker-like object (`alive`, `exitcode`, `pending_age`,
-    `kill`) and restarts it through `factory` when it dies or hangs.
+    `result_ready`, `kill`) and restarts it through `factory` when it dies or hangs.
 
     Args:
         worker: the running worker.
@@ -111,7 +111,7 @@ class SupervisedWorker:
                 return self.fault
             if not worker.alive:
                 reason = f'inference process died (exit code {worker.exitcode})'
-            elif worker.pending_age > self.timeout_s:
+            elif worker.pending_age > self.timeout_s and not worker.result_ready:
                 reason = f'inference hung: no result after {worker.pending_age:.1f} s'
             else:
                 return None
