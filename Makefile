@@ -11,7 +11,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 90 + 10 )))
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo smoke test bench lock clean
+.PHONY: setup demo smoke test bench mutation lock clean
 
 ## setup: create .venv with the pinned environment (fast when nothing changed)
 setup: $(STAMP)
@@ -38,9 +38,16 @@ test: setup
 bench: setup
 	$(PY) bench/inference.py
 
+## mutation: mutation testing (mutmut) of the safety-critical runtime modules; not in `test`
+mutation: setup
+	$(PY) -m pip install -q mutmut==3.8.1
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children 2 || true
+	$(PY) bench/mutation_score.py
+
 ## lock: rewrite constraints.txt from the current .venv
 lock:
 	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info mutants
