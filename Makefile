@@ -42,7 +42,7 @@ bench: setup
 mutation: setup
 	$(PY) -m pip install -q mutmut==3.8.1
 	rm -rf mutants
-	$(VENV)/bin/mutmut run --max-children 2 || true
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children 2 || true
 	$(PY) bench/mutation_score.py
 
 ## lock: rewrite constraints.txt from the current .venv

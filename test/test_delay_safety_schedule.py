@@ -118,3 +118,137 @@ def test_schedule_alignment_prev_action_padding_and_blend():
         schedule.replace(new, 15, now_tick=14)
     with pytest.raises(ValueError, match='NaN'):
         schedule.replace(np.full((4, 1), np.nan), 15)
+
+
+def test_delay_estimator_records_last_and_samples_and_accepts_window_one():
+    est = DelayEstimator(window=1)
+    assert (est.window, est.last, est.est_delay, est.samples()) == (1, None, 0, [])
+    assert est.record(3) is True and (est.last, est.est_delay, est.samples()) == (3, 3, [3])
+    assert est.record(9, warmup=True) is False
+    assert (est.last, est.est_delay, est.samples()) == (9, 3, [3])   # last = also cold starts
+    assert est.record(2) is True and est.samples() == [2] and est.est_delay == 2
+    est.reset()
+    assert (est.last, est.est_delay, est.samples()) == (None, 0, [])
+    with pytest.raises(ValueError, match='initial_delay_steps must be >= 0, got -1'):
+        DelayEstimator(initial_delay=-1)
+    for bad in (True, 2.0, 0):
+        with pytest.raises(ValueError, match=f'delay_window must be a positive integer, '
+                                             f'got {bad!r}'):
+            DelayEstimator(window=bad)
+    with pytest.raises(ValueError, match='measured delay must be >= 0 steps, got -2'):
+        DelayEstimator().record(-2)
+
+
+def test_schedule_edges_and_messages():
+    with pytest.raises(ValueError, match='action_chunk_size and action_dim must be >= 1, '
+                                         'got 0, 2'):
+        ActionSchedule(0, 2)
+    with pytest.raises(ValueError, match='got 3, 0'):
+        ActionSchedule(3, 0)
+    schedule = ActionSchedule(3, 2)
+    assert not schedule.has_chunk and schedule.executed(7) == 0
+    assert schedule.action_at(7) is None and schedule.prev_action(7) is None
+    empty = schedule.remaining(7)
+    assert empty.shape == (0, 2) and empty.dtype == np.float32
+    chunk = np.arange(6, dtype=np.float64).reshape(3, 2)        # rows [0 1] [2 3] [4 5]
+    schedule.replace(chunk, 10, now_tick=12)
+    assert schedule.has_chunk and schedule.start_tick == 10 and schedule.executed(12) == 2
+    np.testing.assert_array_equal(schedule.action_at(10), [0, 1])
+    np.testing.assert_array_equal(schedule.action_at(12), [4, 5])
+    assert schedule.action_at(13) is None
+    with pytest.raises(ValueError, match='tick 9 precedes the chunk start 10'):
+        schedule.action_at(9)
+    np.testing.assert_array_equal(schedule.remaining(8), chunk)   # before start: all
+    out = schedule.remaining(11)
+    out[:] = -1                                                  # a copy
+    np.testing.assert_array_equal(schedule.remaining(11), chunk[1:])
+    np.testing.assert_array_equal(schedule.prev_action(10), chunk)
+    np.testing.assert_array_equal(schedule.prev_action(11), chunk[[1, 2, 2]])
+    np.testing.assert_array_equal(schedule.prev_action(30), chunk[[2, 2, 2]])
+    with pytest.raises(ValueError, match=r'chunk must be \(3, 2\), got \(2, 2\)'):
+        schedule.replace(chunk[:2], 12)
+    with pytest.raises(ValueError, match='chunk start tick 13 is after landing tick 12'):
+        schedule.replace(chunk, 13, now_tick=12)
+    schedule.clear()
+    assert not schedule.has_chunk and schedule.start_tick == 0
+
+
+def test_schedule_blend_touches_only_ticks_both_chunks_cover():
+    schedule = ActionSchedule(4, 1)
+    new = np.full((4, 1), 10.0)
+    schedule.replace(new, 0, blend_old_weight=0.5, now_tick=0)    # nothing to blend with
+    np.testing.assert_array_equal(schedule.remaining(0)[:, 0], [10, 10, 10, 10])
+    schedule.replace(np.arange(4.0)[:, None], 0)                   # old: ticks 0..3 = 0..3
+    schedule.replace(new, 2, blend_old_weight=0.25, now_tick=3)    # new: ticks 2..5
+    # tick 3: old index 3 (= 3) -> 0.25 * 3 + 0.75 * 10; ticks 4, 5: the old one ran out
+    np.testing.assert_allclose(schedule.remaining(3)[:, 0], [8.25, 10, 10])
+    np.testing.assert_array_equal(schedule.action_at(2), [10.0])   # before landing: new
+    schedule.replace(np.zeros((4, 1)), 3, blend_old_weight=0.0, now_tick=3)
+    np.testing.assert_array_equal(schedule.remaining(3)[:, 0], [0, 0, 0, 0])
+
+
+def test_safety_counts_every_intervention_and_clamps_both_limits():
+    safety = SafetyFilter(2, lower=[-1.0, 0.0], upper=[1.0, 2.0])
+    np.testing.assert_array_equal(safety.apply([-3.0, 1.0]), [-1.0, 1.0])   # lower clamp
+    np.testing.assert_array_equal(safety.apply([0.5, 5.0]), [0.5, 2.0])     # upper clamp
+    np.testing.assert_array_equal(safety.apply([0.5, 1.0]), [0.5, 1.0])
+    np.testing.assert_array_equal(safety.apply([0.2, 1.5]), [0.2, 1.5])
+    assert safety.apply([np.nan, 1.0]) is not None
+    assert safety.apply([np.inf, 1.0]) is not None
+    assert safety.counts.as_dict() == {'rejected_nonfinite': 2, 'slew_limited': 0,
+                                       'position_clamped': 2, 'passed': 2}
+    out = safety.apply(np.array([0.1, 1.0], np.float32))
+    assert out.dtype == np.float64 and safety.last.dtype == np.float64
+    out[:] = 99                                   # the caller's copy, not the reference
+    np.testing.assert_array_equal(safety.last, np.array([0.1, 1.0], np.float32))
+    with pytest.raises(ValueError, match=r'action must have shape \(2,\), got \(3,\)'):
+        safety.apply([0.0, 0.0, 0.0])
+
+
+def test_safety_limits_scalar_or_per_joint_and_named_errors():
+    safety = SafetyFilter(3, lower=-0.5, upper=[1.0, 2.0, 3.0], max_velocity=2.0,
+                          control_period=0.5)
+    np.testing.assert_array_equal(safety.lower, [-0.5] * 3)
+    np.testing.assert_array_equal(safety.upper, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(safety.max_step, [1.0] * 3)
+    unbounded = SafetyFilter(2)
+    assert np.all(np.isinf(unbounded.max_step)) and np.all(unbounded.lower == -np.inf)
+    assert np.all(unbounded.upper == np.inf)
+    with pytest.raises(ValueError, match=r'safety.position_lower exceeds '
+                                         r'safety.position_upper at joints \[1\]'):
+        SafetyFilter(2, lower=[0.0, 3.0], upper=[1.0, 2.0])
+    with pytest.raises(ValueError, match='safety.position_lower has 3 entries but '
+                                         'action_dim is 2'):
+        SafetyFilter(2, lower=[0, 0, 0])
+    with pytest.raises(ValueError, match='action_dim must be >= 1, got 0'):
+        SafetyFilter(0)
+    with pytest.raises(ValueError, match=r'control_period must be > 0 s, got -1'):
+        SafetyFilter(1, control_period=-1)
+    limits = [0.0, 1.0]
+    filtered = SafetyFilter(2, lower=limits)
+    limits[0] = 5.0                                   # the filter keeps its own copy
+    assert filtered.lower[0] == 0.0
+
+
+def test_safety_reset_reference_is_clipped_and_validated():
+    safety = SafetyFilter(2, lower=-1.0, upper=1.0, max_velocity=1.0, control_period=0.1)
+    safety.reset([3.0, -0.5])                          # outside the limits: clipped
+    np.testing.assert_array_equal(safety.last, [1.0, -0.5])
+    np.testing.assert_allclose(safety.apply([0.0, 0.0]), [0.9, -0.4])
+    for bad in ([0.0], [np.nan, 0.0]):
+        with pytest.raises(ValueError, match=r'safety reference must be a finite \(2,\) '
+                                             r'vector'):
+            safety.reset(bad)
+    safety.reset(None)
+    assert safety.last is None
+    np.testing.assert_array_equal(safety.apply([0.7, 0.7]), [0.7, 0.7])  # no reference
+
+
+def test_safety_preview_skips_nonfinite_rows_and_keeps_going():
+    safety = SafetyFilter(1, max_velocity=1.0, control_period=1.0)
+    rows = np.array([[np.nan], [0.5], [np.inf], [3.0]])
+    # no reference yet: the NaN row is dropped, the rest is limited from 0.5 on
+    np.testing.assert_array_equal(safety.preview(rows)[:, 0], [0.5, 0.5, 1.5])
+    safety.reset([0.0])
+    np.testing.assert_array_equal(safety.preview(rows)[:, 0], [0.0, 0.5, 0.5, 1.5])
+    assert safety.preview(np.zeros((0, 1))).shape == (0, 1)
