@@ -362,3 +362,106 @@ def test_the_control_tick_never_waits_for_inference():
     finally:
         policy.release.set()
         worker.close()
+
+
+class FaultyWorker(SimulatedInferenceWorker):
+    """A simulated worker with the supervisor's `check()` (fault text or None)."""
+
+    fault = None
+
+    def check(self):
+        return self.fault
+
+
+class ResettablePolicy(EncodingPolicy):
+    resets = 0
+
+    def reset(self):
+        self.resets += 1
+
+
+def test_tick_results_and_counters_through_every_state():
+    """Every TickResult field and every counter, tick by tick, through waiting,
+    commanding, fault, stale, invalid input and a policy error."""
+    policy = ResettablePolicy(6, fail_calls={4})
+    policy.s = 3
+    worker = FaultyWorker(policy, None, (6, A), 1, DT)
+    config = ExecutorConfig(action_chunk_size=6, action_dim=A, min_num_actions_executed=3,
+                            algorithm='rtc', control_period=DT, initial_delay_steps=1)
+    executor = ChunkExecutor(config, worker, ObservationCache({'proprio': 0.2}),
+                             ObservationHistory(3, A, (), 1), SafetyFilter(A))
+    assert (executor.state, executor.reason, executor.tick) == ('waiting', 'no chunk yet', 0)
+    trace = []
+
+    def tick(k, feed=True, proprio=None):
+        if feed:
+            value = np.full(A, k, np.float32) if proprio is None else proprio
+            executor.cache.update('proprio', value, k * DT)
+        r = executor.on_tick(k * DT)
+        assert r.tick == k and executor.tick == k + 1
+        assert (executor.state, executor.reason) == (r.state, r.reason)
+        trace.append((r.state, r.reason, r.new_chunk, None if r.action is None
+                      else float(r.action[0])))
+        return r
+
+    tick(0)
+    tick(1)
+    assert trace == [('waiting', 'waiting for the first chunk', False, None),
+                     ('commanding', '', True, 1.0)]
+    for k in range(2, 6):
+        tick(k)
+    # the guided call (j=1) observed tick 4 (s = 3 executed), landed at tick 5 at index 1
+    assert trace[2:] == [('commanding', '', False, 2.0), ('commanding', '', False, 3.0),
+                         ('commanding', '', False, 4.0), ('commanding', '', True, 1002.0)]
+    s = executor.stats
+    assert (s.ticks, s.commanded, s.waiting_ticks, s.inferences) == (6, 5, 1, 2)
+    assert list(s.delays) == [1, 1] and executor.delay.samples() == [1]
+    assert len(s.latencies_s) == 2 and s.latencies_s[0] == pytest.approx(DT)
+
+    worker.fault = 'inference process died (exit code -9)'
+    assert tick(6).state == 'fault' and tick(7).reason == worker.fault
+    assert trace[-1] == ('fault', worker.fault, False, None)
+    assert s.fault_ticks == 2 and not executor.schedule.has_chunk
+    worker.fault = None
+    r = tick(8)                                     # a fresh cold start, not the old plan
+    assert (r.state, r.reason) == ('waiting', 'waiting for the first chunk')
+    assert policy.calls[-1]['guided'] is False and policy.calls[-1]['obs_tick'] == 8
+    assert tick(9).state == 'commanding' and trace[-1][3] == 2001.0
+
+    for k in range(10, 14):                         # joint states stop after tick 9
+        tick(k, feed=False)
+    # the chunk goes on; the guided call j=3 observed tick 12 and landed at 13
+    assert [t[3] for t in trace[-4:]] == [2002.0, 2003.0, 2004.0, 3002.0]
+    r = tick(14, feed=False)                        # 0.25 s without proprio: stale
+    assert r.state == 'stale' and r.reason == 'proprio stale (0.25 s > 0.20 s)'
+    assert tick(15, feed=False).state == 'stale'
+    assert s.stale_ticks == 2 and not executor.schedule.has_chunk
+    r = tick(16, proprio=np.zeros(A + 1, np.float32))
+    assert r.state == 'stale' and r.reason.startswith('invalid input: ') and s.stale_ticks == 3
+    r = tick(17)                                    # policy call j=4 raises
+    assert (r.state, r.reason) == ('waiting', 'waiting for the first chunk')
+    r = tick(18)
+    assert (r.state, r.reason) == ('waiting', 'policy error: RuntimeError: model exploded')
+    assert s.policy_errors == 1 and s.waiting_ticks == 4
+    assert (s.ticks, s.commanded, s.inferences) == (19, 10, 6)
+    executor.reset_episode()
+    assert policy.resets == 1
+
+
+def test_sequential_runs_its_own_horizon_not_s():
+    executor, policy = make_executor('sequential', 10, 6, 1, sequential_actions=2)
+    results = drive(executor, 12)
+    states = [r.state for r in results]
+    # cold start lands at 1; 2 actions, then it infers (obs tick 3) and blocks one tick
+    assert states[:5] == ['waiting', 'commanding', 'commanding', 'blocked', 'commanding']
+    assert results[3].reason == 'sequential: waiting for inference'
+    assert executor.stats.blocked_ticks == states.count('blocked')
+    assert [c['obs_tick'] for c in policy.calls][:3] == [0, 3, 6]
+
+
+def test_reference_index_must_match_the_action_dim():
+    config = ExecutorConfig(action_chunk_size=4, action_dim=A, min_num_actions_executed=2)
+    with pytest.raises(ValueError, match=r'reference_index needs 2 entries, got \(3,\)'):
+        ChunkExecutor(config, SimulatedInferenceWorker(EncodingPolicy(4), None, (4, A)),
+                      ObservationCache({'proprio': 0.2}), ObservationHistory(3, A, (), 1),
+                      SafetyFilter(A), reference_index=[0, 1, 2])
