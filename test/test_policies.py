@@ -287,3 +287,30 @@ def test_per_camera_image_encoders_see_their_own_camera(tmp_path):
     path.write_text(yaml_text.replace('    image_encoder_left: components/left.yaml\n', ''))
     with pytest.raises(PolicyLoadError, match="missing components \\['image_encoder_left'\\]"):
         build_policy_bundle(path)
+
+
+def test_flow_matching_arguments_defaults_and_messages(tmp_path):
+    from env_actor.policy.policies.flow_matching.flow_matching import FlowMatchingPolicy
+    bundle, data = tiny_bundle(tmp_path)
+    shape = dict(action_chunk_size=H, action_dim=A, state_dim=S_DIM,
+                 proprio_history_size=HIST, image_size=[16, 16], cameras=['head'])
+    policy = FlowMatchingPolicy(bundle.components, **shape)
+    assert (policy.num_steps, policy.beta, policy.schedule, policy.noise_seed) == \
+        (10, 5.0, 'exp', None)
+    one_step = FlowMatchingPolicy(bundle.components, num_steps=1, max_guidance_weight=0.0,
+                                  **shape)
+    assert one_step.num_steps == 1 and one_step.beta == 0.0
+    for kwargs, message in (
+            (dict(num_steps=0), 'flow_matching: num_steps must be >= 1, got 0'),
+            (dict(max_guidance_weight=-0.5),
+             'flow_matching: max_guidance_weight must be >= 0, got -0.5'),
+            (dict(soft_mask_schedule='cubic'),
+             r"flow_matching: soft_mask_schedule must be one of \('exp', 'linear', 'ones', "
+             r"'zeros'\), got 'cubic'")):
+        with pytest.raises(ValueError, match=message):
+            FlowMatchingPolicy(bundle.components, **kwargs, **shape)
+    prev = np.zeros((H, A), np.float32)
+    with pytest.raises(ValueError, match=f'flow_matching: action_chunk_size {H + 1} differs '
+                                         f'from the policy chunk size {H}'):
+        bundle.policy.guided_inference(dict(data, prev_action=prev, est_delay=1),
+                                       bundle.normalizer, 3, H + 1)

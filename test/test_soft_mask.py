@@ -1,5 +1,6 @@
 """Soft-mask weights against hand-computed values of the paper's formula."""
 import logging
+import math
 
 import numpy as np
 import pytest
@@ -59,3 +60,23 @@ def test_bad_parameters_are_named():
         soft_mask_weights(0, 1, 0)
     with pytest.raises(ValueError, match="schedule 'cosine'"):
         soft_mask_weights(10, 4, 2, 'cosine')
+
+
+def test_clamp_delay_bounds_and_rate_limited_warning(caplog, monkeypatch):
+    from env_actor.runtime import soft_mask
+    assert clamp_delay(0, 1, 1) == 0                    # H = s = 1 is valid
+    assert clamp_delay(3, 10, 10) == 0                  # s = H: no room for a delay
+    for h, s, message in ((0, 1, 'action_chunk_size must be >= 1, got 0'),
+                          (10, 0, r'min_num_actions_executed must be in \[1, '
+                                  r'action_chunk_size=10\], got 0'),
+                          (10, 11, 'got 11')):
+        with pytest.raises(ValueError, match=message):
+            clamp_delay(1, h, s)
+    monkeypatch.setattr(soft_mask, '_last_warning', [-math.inf])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger='env_actor.runtime.soft_mask'):
+        assert clamp_delay(9, 10, 5) == 5
+        assert clamp_delay(-2, 10, 5) == 0              # within 10 s: not repeated
+    assert [r.getMessage() for r in caplog.records] == [
+        'RTC delay d=9 violates d <= s <= H - d (H=10, s=5); using d=5 (further warnings '
+        'within 10 s suppressed)']
