@@ -465,3 +465,101 @@ def test_reference_index_must_match_the_action_dim():
         ChunkExecutor(config, SimulatedInferenceWorker(EncodingPolicy(4), None, (4, A)),
                       ObservationCache({'proprio': 0.2}), ObservationHistory(3, A, (), 1),
                       SafetyFilter(A), reference_index=[0, 1, 2])
+
+
+def test_results_of_an_older_episode_are_dropped_after_every_reset():
+    """Two resets while one request is in flight: its result must not be spliced."""
+    executor, policy = make_executor('rtc', 6, 3, 3)
+    results = drive(executor, 2)                    # cold start j0 in flight (lands at 3)
+    executor.reset_episode()
+    results += drive(executor, 1, start=2)          # j0 is still in flight
+    executor.reset_episode()
+    results += drive(executor, 6, start=3)
+    # j0 (episode 0) lands at tick 3 and is dropped: no new chunk, nothing commanded
+    assert [r.new_chunk for r in results[2:5]] == [False, False, False]
+    assert all(r.action is None for r in results[:6])
+    # the first chunk used is j1, submitted at tick 3 (the worker was busy before)
+    assert policy.calls[1]['obs_tick'] == 3 and results[6].new_chunk
+    assert value(results[6]) == 1001.0
+
+
+def test_stale_spells_drop_in_flight_results_each_time():
+    executor, policy = make_executor('rtc', 6, 3, 4)
+    feed = {0, 1, 2, 3, 4, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22}
+    results = drive(executor, 23, feed=lambda k: k in feed)
+    used = {int(r.action[0]) // 1000 for r in results if r.action is not None}
+    # j0 (tick 0) lands at 4; guided j1, submitted at tick 7, is in flight when the stale
+    # spell starts (tick 9); after it a fresh cold start j2 (tick 12, lands 16) is used
+    assert [r.state for r in results[9:12]] == ['stale'] * 3
+    assert used == {0, 2} and results[12].state == 'waiting'
+    assert policy.calls[2]['guided'] is False and policy.calls[2]['obs_tick'] == 12
+    assert results[16].new_chunk and value(results[16]) == 2001.0
+
+
+def test_zero_delay_result_is_a_new_chunk_on_the_same_tick():
+    executor, _ = make_executor('rtc', 6, 3, 0)
+    first = drive(executor, 1)[0]
+    assert first.state == 'commanding' and first.new_chunk and value(first) == 1.0
+
+
+def test_starved_ticks_hold_the_last_action_and_say_so():
+    executor, _ = make_executor('rtc', 4, 2, 5)     # chunk of 4, inference takes 5 ticks
+    results = drive(executor, 12)
+    starved = [(k, r) for k, r in enumerate(results) if r.state == 'starved']
+    assert starved
+    for k, r in starved:
+        assert r.tick == k and r.reason == 'chunk ran out: holding last action'
+        np.testing.assert_array_equal(r.action, executor.safety.last)
+
+
+def test_initial_delay_is_the_first_guided_estimate_and_rtc_ignores_sequential_actions():
+    executor, policy = make_executor('rtc', 10, 4, 1, initial_delay_steps=3,
+                                     sequential_actions=2)
+    assert executor.est_delay == 3
+    drive(executor, 8)
+    guided = [c for c in policy.calls if c['guided']]
+    assert guided[0]['est_delay'] == 3              # before any measured delay
+    assert guided[0]['obs_tick'] == 5               # s = 4 actions from tick 1, not 2
+
+
+def test_reset_reference_without_a_measurement_index():
+    policy = EncodingPolicy(6)
+    policy.s = 3
+    config = ExecutorConfig(action_chunk_size=6, action_dim=A, min_num_actions_executed=3,
+                            control_period=DT)
+    executor = ChunkExecutor(config, SimulatedInferenceWorker(policy, None, (6, A), 0, DT),
+                             ObservationCache({'proprio': 0.2}),
+                             ObservationHistory(3, A, (), 1),
+                             SafetyFilter(A, max_velocity=2.0, control_period=DT))
+    executor.reset_episode(reference=np.array([5.0, -5.0]))
+    np.testing.assert_allclose(drive(executor, 1)[0].action, [4.9, -4.9])
+
+
+@pytest.mark.parametrize('cfg', [dict(min_num_actions_executed=1),
+                                 dict(min_num_actions_executed=10),
+                                 dict(sequential_actions=1), dict(sequential_actions=10),
+                                 dict(delay_window=1), dict(blend_old_weight=0.0),
+                                 dict(action_chunk_size=1, min_num_actions_executed=1),
+                                 dict(action_dim=1)])
+def test_config_boundaries_that_are_valid(cfg):
+    base = dict(action_chunk_size=10, action_dim=2, min_num_actions_executed=5)
+    ExecutorConfig(**dict(base, **cfg)).validate()
+
+
+@pytest.mark.parametrize('cfg, message', [
+    (dict(action_chunk_size=0, min_num_actions_executed=0),
+     'action_chunk_size must be >= 1, got 0'),
+    (dict(action_dim=0), 'action_dim must be >= 1, got 0'),
+    (dict(min_num_actions_executed=0),
+     r'min_num_actions_executed must be in \[1, action_chunk_size=10\], got 0'),
+    (dict(sequential_actions=0), r'sequential_actions must be in \[1, 10\], got 0'),
+    (dict(sequential_actions=11), r'sequential_actions must be in \[1, 10\], got 11'),
+    (dict(delay_window=True), 'delay_window must be >= 1, got True'),
+    (dict(delay_window=0), 'delay_window must be >= 1, got 0'),
+    (dict(blend_old_weight=1.0), r'blend_old_weight must be in \[0, 1\), got 1.0'),
+    (dict(blend_old_weight=-0.1), r'blend_old_weight must be in \[0, 1\), got -0.1'),
+])
+def test_config_errors_name_the_parameter_and_value(cfg, message):
+    base = dict(action_chunk_size=10, action_dim=2, min_num_actions_executed=5)
+    with pytest.raises(ValueError, match=message):
+        ExecutorConfig(**dict(base, **cfg)).validate()

@@ -311,13 +311,11 @@ class ChunkExecutor:
             held = self.safety.last
             return TickResult(tick, held, 'starved', 'chunk ran out: holding last action')
         if self._fresh_start:
+            # with a reference_index the measurement exists here: proprio is a required,
+            # validated source, and this tick passed the staleness check
             reference = self.measured_reference()
-            if reference is not None and np.all(np.isfinite(reference)):
+            if reference is not None:
                 self.safety.reset(reference)
-            elif self.reference_index is not None:
-                self.stats.waiting_ticks += 1
-                return TickResult(tick, None, 'waiting', 'no measured joint positions for '
-                                  'the first action')
             self._fresh_start = False
         action = self.safety.apply(planned)
         if action is None:
