@@ -252,3 +252,17 @@ def test_safety_preview_skips_nonfinite_rows_and_keeps_going():
     safety.reset([0.0])
     np.testing.assert_array_equal(safety.preview(rows)[:, 0], [0.0, 0.5, 0.5, 1.5])
     assert safety.preview(np.zeros((0, 1))).shape == (0, 1)
+
+
+def test_schedule_minimal_sizes_dtype_and_blend_at_the_old_start():
+    tiny = ActionSchedule(1, 1)
+    assert tiny.start_tick == 0 and not tiny.has_chunk
+    tiny.replace(np.array([[2.0]]), 0)
+    assert tiny.action_at(0).dtype == np.float32
+    with pytest.raises(ValueError, match='chunk contains NaN or inf'):
+        tiny.replace(np.array([[np.inf]]), 1)
+    schedule = ActionSchedule(3, 1)
+    schedule.replace(np.array([[1.0], [2.0], [3.0]]), 5)
+    # a new chunk observed at 5 that lands at 5 overlaps the old one from its index 0
+    schedule.replace(np.full((3, 1), 9.0), 5, blend_old_weight=0.5, now_tick=5)
+    np.testing.assert_allclose(schedule.remaining(5)[:, 0], [5.0, 5.5, 6.0])

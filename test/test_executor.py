@@ -454,7 +454,7 @@ def test_sequential_runs_its_own_horizon_not_s():
     states = [r.state for r in results]
     # cold start lands at 1; 2 actions, then it infers (obs tick 3) and blocks one tick
     assert states[:5] == ['waiting', 'commanding', 'commanding', 'blocked', 'commanding']
-    assert results[3].reason == 'sequential: waiting for inference'
+    assert results[3].reason == 'sequential: waiting for inference' and results[3].tick == 3
     assert executor.stats.blocked_ticks == states.count('blocked')
     assert [c['obs_tick'] for c in policy.calls][:3] == [0, 3, 6]
 
@@ -468,19 +468,19 @@ def test_reference_index_must_match_the_action_dim():
 
 
 def test_results_of_an_older_episode_are_dropped_after_every_reset():
-    """Two resets while one request is in flight: its result must not be spliced."""
+    """A request in flight across a reset is never spliced, for the first reset and for
+    every later one (the episode counter must change each time)."""
     executor, policy = make_executor('rtc', 6, 3, 3)
-    results = drive(executor, 2)                    # cold start j0 in flight (lands at 3)
+    results = drive(executor, 1)                    # j0 (episode 0) submitted, lands at 3
     executor.reset_episode()
-    results += drive(executor, 1, start=2)          # j0 is still in flight
+    results += drive(executor, 3, start=1)          # j0 dropped at 3; j1 submitted at 3
     executor.reset_episode()
-    results += drive(executor, 6, start=3)
-    # j0 (episode 0) lands at tick 3 and is dropped: no new chunk, nothing commanded
-    assert [r.new_chunk for r in results[2:5]] == [False, False, False]
-    assert all(r.action is None for r in results[:6])
-    # the first chunk used is j1, submitted at tick 3 (the worker was busy before)
-    assert policy.calls[1]['obs_tick'] == 3 and results[6].new_chunk
-    assert value(results[6]) == 1001.0
+    results += drive(executor, 6, start=4)          # j1 dropped at 6; j2 submitted at 6
+    assert [c['obs_tick'] for c in policy.calls] == [0, 3, 6]
+    assert not any(r.new_chunk for r in results[:9])
+    assert all(r.action is None for r in results[:9])
+    assert results[9].new_chunk and value(results[9]) == 2001.0
+    assert all(r.tick == k for k, r in enumerate(results))
 
 
 def test_stale_spells_drop_in_flight_results_each_time():
@@ -494,6 +494,12 @@ def test_stale_spells_drop_in_flight_results_each_time():
     assert used == {0, 2} and results[12].state == 'waiting'
     assert policy.calls[2]['guided'] is False and policy.calls[2]['obs_tick'] == 12
     assert results[16].new_chunk and value(results[16]) == 2001.0
+    # joint states stop again after tick 22: j3 (from tick 19) lands at 23 and is used,
+    # j4 (submitted at 23) is in flight when the second spell starts (27): dropped too
+    results += drive(executor, 14, start=23, feed=lambda k: k >= 30)
+    used = [int(r.action[0]) // 1000 for r in results[23:] if r.action is not None]
+    assert results[27].state == 'stale' and policy.calls[4]['obs_tick'] == 22
+    assert 4 not in used and set(used) == {3, 5}
 
 
 def test_zero_delay_result_is_a_new_chunk_on_the_same_tick():
@@ -563,3 +569,18 @@ def test_config_errors_name_the_parameter_and_value(cfg, message):
     base = dict(action_chunk_size=10, action_dim=2, min_num_actions_executed=5)
     with pytest.raises(ValueError, match=message):
         ExecutorConfig(**dict(base, **cfg)).validate()
+
+
+def test_latency_percentiles_and_planned_actions():
+    from env_actor.runtime.executor import ExecutorStats
+    stats = ExecutorStats()
+    assert all(np.isnan(v) for v in stats.latency_percentiles())
+    stats.latencies_s.extend([0.4, 0.1, 0.3, 0.2])
+    p50, p95 = stats.latency_percentiles()
+    assert p50 == pytest.approx(0.25) and p95 == pytest.approx(0.385)
+    executor, _ = make_executor('rtc', 6, 3, 0)
+    executor.safety.max_step = np.full(A, 0.5)
+    first = drive(executor, 1)[0]                   # chunk 1..6 lands at 0: 1 is sent
+    planned = executor.planned_actions()            # ticks 1..5, limited from the 1 sent
+    np.testing.assert_allclose(planned[:, 0], [1.5, 2.0, 2.5, 3.0, 3.5])
+    assert value(first) == 1.0 and planned.shape == (5, A)
