@@ -266,3 +266,14 @@ def test_schedule_minimal_sizes_dtype_and_blend_at_the_old_start():
     # a new chunk observed at 5 that lands at 5 overlaps the old one from its index 0
     schedule.replace(np.full((3, 1), 9.0), 5, blend_old_weight=0.5, now_tick=5)
     np.testing.assert_allclose(schedule.remaining(5)[:, 0], [5.0, 5.5, 6.0])
+
+
+def test_safety_defaults_locked_joint_and_lower_clip_of_the_reference():
+    assert SafetyFilter(1, max_velocity=0.5).max_step[0] == 0.5        # period default 1 s
+    locked = SafetyFilter(2, lower=[0.5, -1.0], upper=[0.5, 1.0])       # lower == upper
+    np.testing.assert_array_equal(locked.apply([3.0, 0.0]), [0.5, 0.0])
+    locked.reset([-4.0, -4.0])
+    np.testing.assert_array_equal(locked.last, [0.5, -1.0])
+    with pytest.raises(ValueError, match='^safety.max_velocity must be > 0$'):
+        SafetyFilter(1, max_velocity=-1.0)
+    assert DelayEstimator().window == 5

@@ -500,6 +500,8 @@ def test_stale_spells_drop_in_flight_results_each_time():
     used = [int(r.action[0]) // 1000 for r in results[23:] if r.action is not None]
     assert results[27].state == 'stale' and policy.calls[4]['obs_tick'] == 22
     assert 4 not in used and set(used) == {3, 5}
+    assert [r.state for r in results[30:34]] == ['waiting'] * 4   # a cold start, no hold
+    assert policy.calls[5]['guided'] is False and policy.calls[5]['obs_tick'] == 30
 
 
 def test_zero_delay_result_is_a_new_chunk_on_the_same_tick():
