@@ -442,6 +442,7 @@ def test_tick_results_and_counters_through_every_state():
     assert (r.state, r.reason) == ('waiting', 'waiting for the first chunk')
     r = tick(18)
     assert (r.state, r.reason) == ('waiting', 'policy error: RuntimeError: model exploded')
+    assert not r.new_chunk                          # an error is not a chunk
     assert s.policy_errors == 1 and s.waiting_ticks == 4
     assert (s.ticks, s.commanded, s.inferences) == (19, 10, 6)
     executor.reset_episode()

@@ -189,9 +189,7 @@ class ChunkExecutor:
             self.safety.reset(reference)
             self._stale = False
             self._fresh_start = True
-            reset = getattr(self.worker, 'reset_policy', None)
-            if callable(reset):          # optional policy hook, e.g. replay rewinds
-                reset()
+            self.worker.reset_policy()   # the policy's optional reset(), e.g. replay rewinds
 
     def on_tick(self, now: float) -> TickResult:
         """Advance one control tick at time `now` (seconds) and return what to command."""
