@@ -259,7 +259,7 @@ def test_schedule_minimal_sizes_dtype_and_blend_at_the_old_start():
     assert tiny.start_tick == 0 and not tiny.has_chunk
     tiny.replace(np.array([[2.0]]), 0)
     assert tiny.action_at(0).dtype == np.float32
-    with pytest.raises(ValueError, match='chunk contains NaN or inf'):
+    with pytest.raises(ValueError, match='^chunk contains NaN or inf$'):
         tiny.replace(np.array([[np.inf]]), 1)
     schedule = ActionSchedule(3, 1)
     schedule.replace(np.array([[1.0], [2.0], [3.0]]), 5)
@@ -276,4 +276,6 @@ def test_safety_defaults_locked_joint_and_lower_clip_of_the_reference():
     np.testing.assert_array_equal(locked.last, [0.5, -1.0])
     with pytest.raises(ValueError, match='^safety.max_velocity must be > 0$'):
         SafetyFilter(1, max_velocity=-1.0)
+    with pytest.raises(ValueError, match=r'at joints \[1\]$'):       # equal is allowed
+        SafetyFilter(2, lower=[0.5, 3.0], upper=[0.5, 2.0])
     assert DelayEstimator().window == 5
