@@ -49,3 +49,25 @@ def test_launch_description_builds():
     description = module.generate_launch_description()
     names = [a.name for a in description.entities if hasattr(a, 'name')]
     assert 'policy_yaml' in names
+
+
+def test_console_launcher_passes_ros_args_through_after_its_own():
+    from env_actor.tools.launch_node import split_ros_args
+    own, extra = split_ros_args(['--policy-yaml', 'p.yaml', '--ros-args', '-p',
+                                 'device:=cpu', '--log-level', 'warn'])
+    assert own == ['--policy-yaml', 'p.yaml']
+    assert extra == ['-p', 'device:=cpu', '--log-level', 'warn']
+    assert split_ros_args(['--policy-yaml', 'p.yaml']) == (['--policy-yaml', 'p.yaml'], [])
+
+
+def test_device_rule():
+    import torch
+    from env_actor.policy.utils.device import resolve_device
+    assert resolve_device('auto') == ('cuda' if torch.cuda.is_available() else 'cpu')
+    assert resolve_device('CPU') == 'cpu'
+    with pytest.raises(ValueError, match="parameter device 'tpu' unknown"):
+        resolve_device('tpu')
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="parameter device is 'cuda' but this torch "
+                                             "has no usable CUDA .*use 'auto' or 'cpu'"):
+            resolve_device('cuda')

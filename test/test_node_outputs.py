@@ -83,13 +83,13 @@ def test_shutdown_holds_and_releases(tmp_path):
 
 
 def test_shipped_robot_params_file_configures_a_node():
-    """config/igris_b.yaml as shipped (its robot's joints, compressed cameras) with the
-    example policy of its shapes; only the device is overridden (no GPU here)."""
+    """config/igris_b.yaml exactly as shipped (its robot's joints, compressed cameras,
+    `device: auto`) with the example policy of its shapes, also on a machine without GPU."""
     harness = Harness()
     policy = ROOT / 'env_actor' / 'policy' / 'policies' / 'mlp_chunk' / 'mlp_chunk.yaml'
     node = PolicyNode(context=harness.context, cli_args=[
         '--ros-args', '--params-file', str(ROOT / 'config' / 'igris_b.yaml'),
-        '-p', f'policy_yaml:={policy}', '-p', 'device:=cpu'])
+        '-p', f'policy_yaml:={policy}'])
     harness.add_node(node)
     try:
         node.trigger_configure()

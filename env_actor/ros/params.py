@@ -13,7 +13,7 @@ _DYNAMIC = ParameterDescriptor(dynamic_typing=True)
 
 DEFAULTS: dict[str, Any] = {
     'policy_yaml': '',
-    'device': 'cpu',
+    'device': 'auto',                     # auto: cuda when torch sees a GPU, else cpu
     'algorithm': 'rtc',                   # sequential | rtc | naive_async | blend
     'control_frequency': 20.0,            # Hz
     'min_num_actions_executed': 25,       # s

@@ -52,6 +52,7 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from env_actor.policy.utils.device import resolve_device
 from env_actor.policy.utils.loader import build_policy_bundle, load_policy_config
 from env_actor.policy.utils.spec import PolicySpec
 from env_actor.ros.conversion_worker import ConversionWorker
@@ -129,6 +130,8 @@ class PolicyNode(LifecycleNode):
         if sorted(cfg.values['cameras']) != sorted(spec.cameras):
             raise ValueError(f"parameter cameras {cfg.values['cameras']} does not match the "
                              f'policy cameras {list(spec.cameras)}')
+        device = resolve_device(cfg.device)
+        self.get_logger().info(f'device {cfg.device!r}: running the policy on {device}')
         try:
             reference_index = joints.position_indices(cfg.action_joint_names)
             self._reference_error = ''
@@ -142,7 +145,7 @@ class PolicyNode(LifecycleNode):
         if cfg.inference_mode == 'process':
             def start_worker() -> ProcessInferenceWorker:
                 return ProcessInferenceWorker(
-                    cfg.policy_yaml, cfg.device, (spec.action_chunk_size, spec.action_dim),
+                    cfg.policy_yaml, device, (spec.action_chunk_size, spec.action_dim),
                     guided=cfg.algorithm == 'rtc', torch_threads=int(cfg.torch_threads),
                     nice=int(cfg.inference_nice))
             first = start_worker()
@@ -163,7 +166,7 @@ class PolicyNode(LifecycleNode):
             if cfg.torch_threads > 0:
                 import torch
                 torch.set_num_threads(int(cfg.torch_threads))
-            bundle = build_policy_bundle(cfg.policy_yaml, map_location=cfg.device)
+            bundle = build_policy_bundle(cfg.policy_yaml, map_location=device)
             bundle.policy.freeze_all_model_params()
             bundle.policy.warmup()
             self.executor_core = build_executor(bundle, settings,

@@ -1,10 +1,11 @@
 """Start the policy node as `ros2 launch env_actor policy.launch.py` would, without `launch`.
 
     env-actor-launch --policy-yaml P [--params-file F] [--namespace NS] [--node-name N]
-                     [--use-sim-time] [--no-autostart]
+                     [--use-sim-time] [--no-autostart] [--ros-args -p device:=cpu ...]
 
 Same parameters in the same order as launch/policy.launch.py: the params file (keyed
-`/**`, default config/igris_b.yaml) first, then policy_yaml / use_sim_time / autostart.
+`/**`, default config/igris_b.yaml) first, then policy_yaml / use_sim_time / autostart,
+then anything after `--ros-args` (so `-p name:=value` there overrides the file).
 """
 import argparse
 from pathlib import Path
@@ -52,9 +53,20 @@ def parse(args: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return opts
 
 
+def split_ros_args(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the launcher's own options, the ROS arguments after `--ros-args`)."""
+    args = list(args)
+    if '--ros-args' not in args:
+        return args, []
+    index = args.index('--ros-args')
+    return args[:index], args[index + 1:]
+
+
 def main(args: Optional[Sequence[str]] = None) -> int:
+    import sys
     from env_actor.ros.policy_node import main as node_main
-    return node_main(['env-actor-node', *ros_arguments(parse(args))])
+    own, extra = split_ros_args(sys.argv[1:] if args is None else args)
+    return node_main(['env-actor-node', *ros_arguments(parse(own)), *extra])
 
 
 if __name__ == '__main__':

@@ -27,6 +27,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from env_actor.policy.utils.device import resolve_device
 from env_actor.policy.utils.loader import build_policy_bundle
 from env_actor.policy.utils.spec import PolicySpec
 from env_actor.ros.conversions import (action_to_command, chunk_to_trajectory,
@@ -89,7 +90,7 @@ def evaluate(bag: Path, policy_yaml: Path, params_file: Path,
         require_topics(reader, required)
         types = topic_types(reader)
         torch.manual_seed(seed)
-        bundle = build_policy_bundle(policy_yaml)
+        bundle = build_policy_bundle(policy_yaml, map_location=resolve_device(cfg.device))
         spec = PolicySpec.from_config(bundle.config['policy'], policy_yaml)
         bundle.policy.freeze_all_model_params()
         bundle.policy.warmup()
