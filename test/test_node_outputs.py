@@ -98,3 +98,44 @@ def test_shipped_robot_params_file_configures_a_node():
         assert node.config.runtime_settings().max_velocity == 1.745329
     finally:
         harness.close()
+
+
+class BrokenActivate(PolicyNode):
+    """A node whose activation hits a bug (raises)."""
+
+    def _not_ready(self) -> str:
+        raise RuntimeError('bug during activation')
+
+
+def test_inactive_node_cannot_command_and_a_raising_transition_releases_everything(tmp_path):
+    from env_actor.ros.conversions import action_to_command
+    harness = Harness()
+    Feeder(harness)
+    node = make_node(harness, tiny_policy(tmp_path))
+    try:
+        run_until_commands(harness, node)
+        node.trigger_deactivate()
+        time.sleep(0.2)
+        since = time.monotonic()
+        node._cmd_pub.publish(action_to_command(np.zeros(2)))   # a lifecycle publisher
+        time.sleep(0.5)
+        assert not harness.snapshot('cmd', since), 'an inactive node published a command'
+    finally:
+        harness.close()
+    harness = Harness()
+    broken = BrokenActivate(context=harness.context, parameter_overrides=[
+        Parameter('policy_yaml', value=str(tiny_policy(tmp_path))),
+        Parameter('state_joint_names', value=['j1', 'j2']),
+        Parameter('action_joint_names', value=['j1', 'j2']), Parameter('cameras', value=['head']),
+        Parameter('min_num_actions_executed', value=5)])
+    harness.add_node(broken)
+    try:
+        broken.trigger_configure()
+        assert broken.executor_core is not None
+        broken.trigger_activate()
+        assert broken.executor_core is None                     # on_error released it
+        assert broken.lifecycle_state == 'unconfigured'
+        harness.wait_for(lambda: any(d[1] == 2 and 'failed' in d[2]
+                                     for d in harness.diagnostics), 10, 'ERROR diagnostics')
+    finally:
+        harness.close()

@@ -42,7 +42,8 @@ import numpy as np
 import rclpy
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import (LifecycleNode, LifecyclePublisher, LifecycleState,
+                            TransitionCallbackReturn)
 from rclpy.qos import QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
@@ -110,7 +111,7 @@ class PolicyNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.lifecycle_state = 'inactive'
         self.last_error = ''
-        return TransitionCallbackReturn.SUCCESS
+        return super().on_configure(state)
 
     def _configure(self) -> None:
         cfg = read_node_config(self)
@@ -189,11 +190,13 @@ class PolicyNode(LifecycleNode):
             self._entities.append(sub(msg_type, cam.topic, callback, qos_profile_sensor_data))
         if cfg.prompt_topic:
             self._entities.append(sub(String, cfg.prompt_topic, self._on_prompt, 10))
-        self._traj_pub = (self.create_publisher(JointTrajectory, cfg.trajectory_topic,
-                                                COMMAND_QOS)
+        # lifecycle publishers: an inactive node cannot command (the hold on deactivate is
+        # published before the base class deactivates them)
+        self._traj_pub = (self.create_lifecycle_publisher(JointTrajectory,
+                                                          cfg.trajectory_topic, COMMAND_QOS)
                           if cfg.publish_trajectory else None)
-        self._cmd_pub = (self.create_publisher(Float64MultiArray, cfg.commands_topic,
-                                               COMMAND_QOS)
+        self._cmd_pub = (self.create_lifecycle_publisher(Float64MultiArray,
+                                                         cfg.commands_topic, COMMAND_QOS)
                          if cfg.publish_commands else None)
         self._entities += [p for p in (self._traj_pub, self._cmd_pub) if p is not None]
         self._control_timer = self.create_timer(cfg.control_period, self._on_control_tick)
@@ -241,15 +244,28 @@ class PolicyNode(LifecycleNode):
             self._send_hold()
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_cleanup(state)
         self._release()
         self.lifecycle_state = 'unconfigured'
-        return TransitionCallbackReturn.SUCCESS
+        return result
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_commanding()
         self._wait_for_delivery()
+        result = super().on_shutdown(state)
         self._release()
         self.lifecycle_state = 'finalized'
+        return result
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """A transition raised: hold, release timers, subscriptions and the inference
+        process, report, and go back to unconfigured."""
+        self._stop_commanding()
+        self._release()
+        super().on_error(state)
+        self.last_error = f'transition from {state.label!r} failed: see the log'
+        self.get_logger().error(f'{self.last_error}; released everything, unconfigured')
+        self.lifecycle_state = 'unconfigured'
         return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
@@ -258,6 +274,8 @@ class PolicyNode(LifecycleNode):
             if hasattr(entity, 'cancel'):
                 entity.cancel()
                 self.destroy_timer(entity)
+            elif isinstance(entity, LifecyclePublisher):
+                self.destroy_lifecycle_publisher(entity)
             elif hasattr(entity, 'publish'):
                 self.destroy_publisher(entity)
             else:
