@@ -2,6 +2,7 @@
 (no ROS graph needed)."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from env_actor.ros.params import config_from_params_file, DictParameters, read_node_config
@@ -44,3 +45,64 @@ def test_supervision_parameters_are_validated(key, value, message):
 def test_shipped_params_files_use_a_velocity_limit(name):
     config = config_from_params_file(ROOT / 'config' / name, {'policy_yaml': '/tmp/p.yaml'})
     assert config.runtime_settings().max_velocity and not config.warnings
+
+
+def test_every_parameter_is_described_over_dds_and_sets_follow_the_lifecycle(tmp_path):
+    """What `ros2 param describe` / `ros2 param set` see, through the node's services."""
+    from rcl_interfaces.msg import ParameterType
+    from rcl_interfaces.srv import DescribeParameters, SetParameters
+    from rclpy.parameter import Parameter
+    from env_actor.ros.params import PARAMETERS
+    from env_actor.ros.policy_node import PolicyNode
+    from ros_harness import Harness
+    from test_node_bad_inputs import tiny_policy
+    params = tmp_path / 'params.yaml'
+    params.write_text('/**:\n  ros__parameters:\n    control_frequency: 20\n'     # an int
+                      '    state_joint_names: [j1, j2]\n    action_joint_names: [j1, j2]\n'
+                      '    cameras: [head]\n    min_num_actions_executed: 5\n'
+                      '    safety.position_lower: [-3]\n    inference_mode: thread\n')
+    harness = Harness()
+    node = PolicyNode(context=harness.context, cli_args=[
+        '--ros-args', '--params-file', str(params), '-p', f'policy_yaml:={tiny_policy(tmp_path)}'])
+    harness.add_node(node)
+    describe = harness.probe.create_client(DescribeParameters, '/env_actor/describe_parameters')
+    set_params = harness.probe.create_client(SetParameters, '/env_actor/set_parameters')
+
+    def set_(name, value):
+        request = SetParameters.Request()
+        request.parameters = [Parameter(name, value=value).to_parameter_msg()]
+        return harness.call(set_params, request).results[0]
+    try:
+        request = DescribeParameters.Request()
+        request.names = [p.name for p in PARAMETERS]
+        descriptors = harness.call(describe, request).descriptors
+        assert [d.name for d in descriptors] == [p.name for p in PARAMETERS]
+        for p, d in zip(PARAMETERS, descriptors):
+            assert d.type != ParameterType.PARAMETER_NOT_SET and d.description, p.name
+            assert d.type == p.descriptor().type
+            assert bool(d.floating_point_range or d.integer_range) == (p.low is not None)
+        frequency = [d for d in descriptors if d.name == 'control_frequency'][0]
+        assert frequency.floating_point_range[0].to_value == 1000.0
+        assert node.get_parameter('control_frequency').value == 20.0
+        assert set_('algorithm', 'sequential').successful          # unconfigured: any
+        assert set_('algorithm', 'rtc').successful
+        node.trigger_configure()
+        assert node.lifecycle_state == 'inactive', node.last_error
+        refused = set_('control_frequency', 50.0)
+        assert not refused.successful and 'need a reconfigure' in refused.reason
+        assert node.get_parameter('control_frequency').value == 20.0
+        assert set_('safety.max_velocity', [0.5, 1.0]).successful  # live
+        np.testing.assert_allclose(node.executor_core.safety.max_step, [0.025, 0.05])
+        bad = set_('safety.max_velocity', [0.5, 1.0, 2.0])
+        assert not bad.successful and 'safety.max_velocity has 3 entries' in bad.reason
+        np.testing.assert_allclose(node.executor_core.safety.max_step, [0.025, 0.05])
+        node.trigger_cleanup()
+        assert set_('control_frequency', 50.0).successful
+    finally:
+        harness.close()
+
+
+def test_docs_parameter_table_is_the_declaration():
+    from env_actor.ros.params import parameter_table
+    text = (ROOT / 'docs' / 'node.md').read_text()
+    assert parameter_table() in text, 'docs/node.md: run `python -m env_actor.ros.params`'

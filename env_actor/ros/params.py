@@ -1,53 +1,145 @@
-"""The policy node's ROS parameters: declaration, defaults and validation.
+"""The policy node's ROS parameters: one declaration (`PARAMETERS`), validation, config.
 
 Everything the node needs is a parameter (topics, QoS-relevant choices, shapes it checks
-against the policy). `read_node_config(node)` declares them and returns a NodeConfig;
-it raises ValueError naming the parameter at fault.
+against the policy). Each `Param` says name, type, default, description, range or
+choices, and whether it may change while configured; the node declares them with
+ParameterDescriptors, and `read_node_config(node)` reads them into a NodeConfig, raising
+ValueError naming the parameter at fault. Adding a parameter is one `Param` entry (and the
+code that uses it). `python -m env_actor.ros.params` prints the reference table.
 """
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                ParameterType)
 
-_DYNAMIC = ParameterDescriptor(dynamic_typing=True)
+_TYPES = {'bool': ParameterType.PARAMETER_BOOL, 'int': ParameterType.PARAMETER_INTEGER,
+          'double': ParameterType.PARAMETER_DOUBLE, 'string': ParameterType.PARAMETER_STRING,
+          'double[]': ParameterType.PARAMETER_DOUBLE_ARRAY,
+          'string[]': ParameterType.PARAMETER_STRING_ARRAY}
 
-DEFAULTS: dict[str, Any] = {
-    'policy_yaml': '',
-    'device': 'auto',                     # auto: cuda when torch sees a GPU, else cpu
-    'algorithm': 'rtc',                   # sequential | rtc | naive_async | blend
-    'control_frequency': 20.0,            # Hz
-    'min_num_actions_executed': 25,       # s
-    'sequential_actions': 0,              # 0: = s
-    'delay_window': 5,
-    'initial_delay_steps': -1,            # -1: from the warm-up latency
-    'image_stride': 1,
-    'joint_states_topic': 'joint_states',
-    'state_joint_names': [],
-    'state_fields': ['position'],
-    'action_joint_names': [],
-    'cameras': ['head', 'left', 'right'],
-    'prompt_topic': '',                   # '' = no prompt subscription
-    'joint_states_max_age': 0.1,          # s
-    'camera_max_age': 0.5,                # s, default for every camera
-    'publish_trajectory': True,
-    'trajectory_topic': 'joint_trajectory_controller/joint_trajectory',
-    'trajectory_stamp': 'zero',           # zero: start on arrival | now: absolute stamp
-    'publish_commands': True,
-    'commands_topic': 'forward_position_controller/commands',
-    'safety.position_lower': [],          # per joint, or one value for all; [] = none
-    'safety.position_upper': [],
-    'safety.max_velocity': [],            # action units per second; [] = none
-    'safety.max_step': [],                # deprecated: per tick; converted with a warning
-    'diagnostics_period': 1.0,
-    'autostart': False,
-    'inference_mode': 'process',          # process: own process (no GIL sharing) | thread
-    'inference_nice': 10,                 # process mode: lower CPU priority of inference
-    'torch_threads': 0,                   # 0 = torch default
-    'inference_timeout': 0.0,             # s; 0 = max(1 s, 5 x warm-up latency)
-    'inference_max_restarts': 3,          # restarts of a dead/hung process per window
-    'inference_restart_window': 60.0,     # s
-    'gil_switch_interval_ms': 0.5,        # Python thread switch interval (default 5 ms)
-}
+
+@dataclass(frozen=True)
+class Param:
+    """One node parameter: the single place its name, type, default and rules live.
+
+    `live` parameters may be set while the node is configured (validated, applied at
+    once); every other one needs cleanup -> set -> configure, and a `set` while configured
+    is refused with that reason.
+    """
+
+    name: str
+    kind: str                   # a key of _TYPES
+    default: Any
+    description: str
+    choices: tuple = ()
+    low: Optional[float] = None
+    high: Optional[float] = None
+    live: bool = False
+
+    def descriptor(self) -> ParameterDescriptor:
+        """The ParameterDescriptor `ros2 param describe` shows."""
+        text = self.description
+        if self.choices:
+            text += f" One of: {', '.join(self.choices)}."
+        text += ' Live: may be set while configured.' if self.live else \
+            ' Needs a reconfigure (cleanup, set, configure).'
+        descriptor = ParameterDescriptor(name=self.name, type=_TYPES[self.kind],
+                                         description=text)
+        if self.choices:
+            descriptor.additional_constraints = 'one of: ' + ', '.join(self.choices)
+        if self.low is not None:
+            if self.kind == 'int':
+                descriptor.integer_range = [IntegerRange(from_value=int(self.low),
+                                                         to_value=int(self.high), step=1)]
+            else:
+                descriptor.floating_point_range = [FloatingPointRange(
+                    from_value=float(self.low), to_value=float(self.high), step=0.0)]
+        return descriptor
+
+
+_ALGORITHMS = ('sequential', 'rtc', 'naive_async', 'blend')
+
+PARAMETERS: tuple = (
+    Param('policy_yaml', 'string', '', 'Policy YAML (the bundle to build).'),
+    Param('device', 'string', 'auto', 'Torch device: auto = cuda when torch sees a GPU, '
+          'else cpu; or cpu, cuda, cuda:N.'),
+    Param('algorithm', 'string', 'rtc', 'Chunk execution algorithm.', choices=_ALGORITHMS),
+    Param('control_frequency', 'double', 20.0, 'Control loop rate, Hz.', low=0.1,
+          high=1000.0),
+    Param('min_num_actions_executed', 'int', 25, 'RTC execution horizon s: actions of a '
+          'chunk executed before the next inference starts.', low=1, high=100000),
+    Param('sequential_actions', 'int', 0, 'Sequential: actions per chunk (0 = s).', low=0,
+          high=100000),
+    Param('delay_window', 'int', 5, 'Delay estimate = max of the last W measured delays.',
+          low=1, high=1000),
+    Param('initial_delay_steps', 'int', -1, 'Delay estimate before any measurement '
+          '(-1 = from the measured warm-up latency).', low=-1, high=100000),
+    Param('image_stride', 'int', 1, 'Ticks between two frames of the image history.',
+          low=1, high=1000),
+    Param('joint_states_topic', 'string', 'joint_states', 'sensor_msgs/JointState input.'),
+    Param('state_joint_names', 'string[]', [], 'Joints of the proprio vector, policy order.'),
+    Param('state_fields', 'string[]', ['position'], 'JointState fields in the proprio '
+          'vector, in order (position, velocity, effort).'),
+    Param('action_joint_names', 'string[]', [], 'Commanded joints, policy action order.'),
+    Param('cameras', 'string[]', ['head', 'left', 'right'], 'Camera names (must match the '
+          "policy's); each has camera.<name>.topic / .transport / .max_age."),
+    Param('prompt_topic', 'string', '', 'std_msgs/String prompt input (empty = none).'),
+    Param('joint_states_max_age', 'double', 0.1, 'Joint states older than this (s) stop '
+          'commanding.', low=0.001, high=3600.0),
+    Param('camera_max_age', 'double', 0.5, 'Default camera.<name>.max_age (s).', low=0.001,
+          high=3600.0),
+    Param('publish_trajectory', 'bool', True, 'Publish JointTrajectory chunks.'),
+    Param('trajectory_topic', 'string', 'joint_trajectory_controller/joint_trajectory',
+          'JointTrajectory output.'),
+    Param('trajectory_stamp', 'string', 'zero', 'header.stamp of trajectories: zero = '
+          'start on arrival, now = the node clock.', choices=('zero', 'now')),
+    Param('publish_commands', 'bool', True, 'Publish a Float64MultiArray per tick.'),
+    Param('commands_topic', 'string', 'forward_position_controller/commands',
+          'Float64MultiArray output.'),
+    Param('safety.position_lower', 'double[]', [], 'Lower position limits: one value for '
+          'all joints or one per action joint; [] = none.', live=True),
+    Param('safety.position_upper', 'double[]', [], 'Upper position limits, as above.',
+          live=True),
+    Param('safety.max_velocity', 'double[]', [], 'Slew limit in action units per second: '
+          'one value or one per action joint; [] = none.', live=True),
+    Param('safety.max_step', 'double[]', [], 'Deprecated per-tick slew limit; read as '
+          'safety.max_velocity = max_step x control_frequency with a warning.'),
+    Param('diagnostics_period', 'double', 1.0, '/diagnostics period, s.', low=0.01,
+          high=3600.0),
+    Param('autostart', 'bool', False, 'Configure and activate at start-up.'),
+    Param('inference_mode', 'string', 'process', 'Where the policy runs.',
+          choices=('process', 'thread')),
+    Param('inference_nice', 'int', 10, 'Niceness added to the inference process.', low=0,
+          high=19),
+    Param('torch_threads', 'int', 0, 'Torch threads for inference (0 = torch default).',
+          low=0, high=1024),
+    Param('gil_switch_interval_ms', 'double', 0.5, 'Python thread switch interval, ms '
+          '(0 = leave the default 5 ms).', low=0.0, high=100.0),
+    Param('inference_timeout', 'double', 0.0, 'A request without an answer for this long '
+          'is a hang, s (0 = max(1 s, 5x the warm-up latency)).', low=0.0, high=3600.0),
+    Param('inference_max_restarts', 'int', 3, 'Restarts of a dead or hung inference '
+          'process allowed per window.', low=0, high=1000),
+    Param('inference_restart_window', 'double', 60.0, 'Window of inference_max_restarts, '
+          's.', low=0.001, high=86400.0),
+)
+PARAMETER_BY_NAME = {p.name: p for p in PARAMETERS}
+DEFAULTS: dict[str, Any] = {p.name: p.default for p in PARAMETERS}
+CAMERA_KEYS = {'topic': 'Image or CompressedImage topic of this camera.',
+               'transport': 'raw (sensor_msgs/Image) or compressed (CompressedImage).',
+               'max_age': 'Older frames stop commanding, s.'}
+
+
+def parameter_table() -> str:
+    """The Markdown reference table of every parameter (docs/node.md embeds it)."""
+    rows = ['| parameter | type | default | live | description |', '|---|---|---|---|---|']
+    for p in PARAMETERS:
+        extra = f" One of: {', '.join(p.choices)}." if p.choices else ''
+        if p.low is not None:
+            extra += f' Range [{p.low:g}, {p.high:g}].'
+        rows.append(f"| `{p.name}` | {p.kind} | `{p.default!r}` | {'yes' if p.live else ''} "
+                    f'| {p.description}{extra} |')
+    return '\n'.join(rows)
 
 
 @dataclass
@@ -110,17 +202,65 @@ class NodeConfig:
         return values[0] if len(values) == 1 else list(values)
 
 
+def _coerce_integer_overrides(node) -> None:
+    """`20` in a params file for a double parameter means 20.0 (rclpy would refuse it)."""
+    overrides = getattr(node, '_parameter_overrides', None)
+    if not isinstance(overrides, dict):
+        return
+    from rclpy.parameter import Parameter as RclParameter
+    for p in PARAMETERS:
+        value = overrides.get(p.name)
+        if value is None:
+            continue
+        if p.kind == 'double' and value.type_ == RclParameter.Type.INTEGER:
+            overrides[p.name] = RclParameter(p.name, value=float(value.value))
+        elif p.kind == 'double[]' and value.type_ == RclParameter.Type.INTEGER_ARRAY:
+            overrides[p.name] = RclParameter(p.name, value=[float(v) for v in value.value])
+
+
+def declare_parameters(node) -> None:
+    """Declare every parameter of PARAMETERS not declared yet, with its descriptor.
+
+    Raises:
+        ValueError: values of the wrong type (names each parameter and the expected type);
+            the others are declared.
+    """
+    _coerce_integer_overrides(node)
+    errors = []
+    for p in PARAMETERS:
+        if node.has_parameter(p.name):
+            continue
+        value = p.default
+        if value == []:        # rclpy would type an empty list as a byte array
+            from rclpy.parameter import Parameter as RclParameter
+            value = (RclParameter.Type.DOUBLE_ARRAY if p.kind == 'double[]'
+                     else RclParameter.Type.STRING_ARRAY)
+        try:
+            node.declare_parameter(p.name, value, p.descriptor())
+        except Exception as exc:   # rclpy's InvalidParameterTypeException and kin
+            errors.append(f'parameter {p.name}: expected {p.kind}: {exc}')
+    if errors:
+        raise ValueError('; '.join(errors))
+
+
+def parameter_value(node, name: str) -> Any:
+    """A declared parameter's value; its default while it is declared but not set (an
+    empty list parameter that no params file or override gave a value)."""
+    try:
+        value = node.get_parameter(name).value
+    except Exception:       # rclpy's ParameterUninitializedException
+        return DEFAULTS[name]
+    return DEFAULTS[name] if value is None else value
+
+
 def read_node_config(node) -> NodeConfig:
     """Declare (if needed) and read every parameter of the policy node.
 
     Raises:
         ValueError: a value of the wrong kind or out of range (names the parameter).
     """
-    values = {}
-    for name, default in DEFAULTS.items():
-        if not node.has_parameter(name):
-            node.declare_parameter(name, default, _DYNAMIC)
-        values[name] = node.get_parameter(name).value
+    declare_parameters(node)
+    values = {name: parameter_value(node, name) for name in DEFAULTS}
     for name in ('state_joint_names', 'state_fields', 'action_joint_names', 'cameras',
                  'safety.position_lower', 'safety.position_upper', 'safety.max_velocity',
                  'safety.max_step'):
@@ -134,6 +274,9 @@ def read_node_config(node) -> NodeConfig:
         raise ValueError(f"parameter control_frequency must be > 0, got "
                          f"{values['control_frequency']}")
     values['control_frequency'] = float(values['control_frequency'])
+    for name in ('safety.position_lower', 'safety.position_upper', 'safety.max_velocity',
+                 'safety.max_step'):
+        values[name] = [float(v) for v in values[name]]
     for name in ('joint_states_max_age', 'camera_max_age', 'diagnostics_period'):
         if not float(values[name]) > 0:
             raise ValueError(f'parameter {name} must be > 0, got {values[name]}')
@@ -175,7 +318,9 @@ def read_node_config(node) -> NodeConfig:
                  'max_age': float(values['camera_max_age'])}
         for key, default in specs.items():
             if not node.has_parameter(prefix + key):
-                node.declare_parameter(prefix + key, default, _DYNAMIC)
+                kind = 'double' if key == 'max_age' else 'string'
+                node.declare_parameter(prefix + key, default, Param(
+                    prefix + key, kind, default, CAMERA_KEYS[key]).descriptor())
             specs[key] = node.get_parameter(prefix + key).value
         if specs['transport'] not in ('raw', 'compressed'):
             raise ValueError(f"parameter {prefix}transport must be 'raw' or 'compressed', "
@@ -198,6 +343,9 @@ class DictParameters:
         return name in self._values
 
     def declare_parameter(self, name: str, default: Any, descriptor: Any = None) -> None:
+        import enum
+        if isinstance(default, enum.Enum):
+            default = []       # a Parameter.Type: an empty list of that type
         self._values.setdefault(name, default)
 
     def get_parameter(self, name: str):
@@ -229,3 +377,7 @@ def config_from_params_file(path, overrides: Optional[dict] = None) -> NodeConfi
         return read_node_config(DictParameters(values))
     except ValueError as exc:
         raise ValueError(f'{path}: {exc}') from None
+
+
+if __name__ == '__main__':
+    print(parameter_table())

@@ -48,6 +48,7 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
@@ -59,13 +60,22 @@ from env_actor.policy.utils.spec import PolicySpec
 from env_actor.ros.conversion_worker import ConversionWorker
 from env_actor.ros.conversions import (action_to_command, chunk_to_trajectory,
                                        diagnostic_status, JointStateConverter)
-from env_actor.ros.params import DEFAULTS, NodeConfig, read_node_config
+from env_actor.ros.params import (declare_parameters, NodeConfig, PARAMETER_BY_NAME,
+                                  parameter_value, read_node_config)
 from env_actor.runtime.factory import build_executor, make_executor
 from env_actor.runtime.inference_process import ProcessInferenceWorker
 from env_actor.runtime.observation import PROPRIO
+from env_actor.runtime.safety import SafetyFilter
 from env_actor.runtime.supervisor import auto_timeout, SupervisedWorker
 
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def _limit(values: list):
+    """A safety parameter as SafetyFilter takes it: None, one value or a list."""
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else list(values)
 
 
 class PolicyNode(LifecycleNode):
@@ -73,14 +83,18 @@ class PolicyNode(LifecycleNode):
 
     def __init__(self, node_name: str = 'env_actor', **kwargs) -> None:
         super().__init__(node_name, **kwargs)
-        self.declare_parameter('autostart', DEFAULTS['autostart'])
-        self.declare_parameter('diagnostics_period', DEFAULTS['diagnostics_period'])
+        self.last_error = ''
+        try:                               # every parameter, with its descriptor
+            declare_parameters(self)
+        except ValueError as exc:          # reported; configure fails with the same text
+            self.last_error = str(exc)
+            self.get_logger().error(self.last_error)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.config: Optional[NodeConfig] = None
         self.spec: Optional[PolicySpec] = None
         self.executor_core = None
         self.joints: Optional[JointStateConverter] = None
         self.lifecycle_state = 'unconfigured'
-        self.last_error = ''
         self._active = False
         self._input_errors: dict[str, str] = {}
         self._error_lock = threading.Lock()
@@ -95,10 +109,38 @@ class PolicyNode(LifecycleNode):
         self._reference_error = ''        # why the node cannot activate, '' if it can
         self._reported_fault = ''         # the inference fault last logged
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        period = float(self.get_parameter('diagnostics_period').value)
+        period = (float(self.get_parameter('diagnostics_period').value)
+                  if self.has_parameter('diagnostics_period') else 1.0)
         self._diag_timer = self.create_timer(period if period > 0 else 1.0,
                                              self._publish_diagnostics)
         self._reset_srv = self.create_service(Trigger, '~/reset', self._on_reset)
+
+    # -- parameters -------------------------------------------------------------------
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        """While configured, only `live` parameters may change (validated, applied now);
+        the rest need cleanup -> set -> configure, and a set is refused saying so."""
+        core = self.executor_core
+        if core is None:
+            return SetParametersResult(successful=True)
+        fixed = [p.name for p in parameters
+                 if not getattr(PARAMETER_BY_NAME.get(p.name), 'live', False)]
+        if fixed:
+            live = [p.name for p in PARAMETER_BY_NAME.values() if p.live]
+            return SetParametersResult(successful=False, reason=(
+                f'{fixed} need a reconfigure (cleanup, set, configure); live while '
+                f'configured: {live}'))
+        values = {name: parameter_value(self, name) for name in
+                  ('safety.position_lower', 'safety.position_upper', 'safety.max_velocity')}
+        values.update({p.name: [float(v) for v in p.value] for p in parameters})
+        try:
+            limits = SafetyFilter(core.safety.dim, *[_limit(values[k]) for k in (
+                'safety.position_lower', 'safety.position_upper', 'safety.max_velocity')],
+                control_period=self.config.control_period)
+        except (ValueError, TypeError) as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        core.safety.set_limits(limits)
+        self.get_logger().info(f'safety limits updated: {sorted(p.name for p in parameters)}')
+        return SetParametersResult(successful=True)
 
     # -- lifecycle --------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:

@@ -81,6 +81,18 @@ class SafetyFilter:
         self.counts = SafetyCounts()
         self._last: Optional[np.ndarray] = None
 
+    def set_limits(self, other: 'SafetyFilter') -> None:
+        """Take `other`'s limits (same dim; built and validated by the caller) from the
+        next action on; the reference and the counts stay.
+
+        Raises:
+            ValueError: a different action dimension.
+        """
+        if other.dim != self.dim:
+            raise ValueError(f'limits for {other.dim} joints, the filter has {self.dim}')
+        self.lower, self.upper, self.max_step = other.lower, other.upper, other.max_step
+        self.max_velocity = other.max_velocity
+
     @property
     def last(self) -> Optional[np.ndarray]:
         """The last action let through (the slew-limit reference)."""
