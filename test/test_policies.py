@@ -112,7 +112,7 @@ def test_act_guided_is_soft_mask_blend(tmp_path):
     np.testing.assert_array_equal(prediction, policy.predict(data, norm))   # deterministic
     prev = np.full((H, A), 4.0, np.float32)
     guided = policy.guided_inference(dict(data, prev_action=prev, est_delay=2), norm, 4, H)
-    from env_actor.runtime.soft_mask import soft_mask_weights
+    from env_actor.base.soft_mask import soft_mask_weights
     w = soft_mask_weights(H, 4, 2)[:, None]
     np.testing.assert_allclose(guided, w * prev + (1 - w) * prediction, rtol=1e-6)
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from env_actor.runtime.soft_mask import clamp_delay, soft_mask_weights
+from env_actor.base.soft_mask import clamp_delay, soft_mask_weights
 
 # W_i = c (e^c - 1)/(e - 1), c = (H - s - i)/(H - s - d + 1), computed by hand:
 # H=10, s=4, d=2: c = 4/5, 3/5, 2/5, 1/5 for i = 2..5.
@@ -43,7 +43,7 @@ def test_other_schedules():
 
 
 def test_invalid_delay_is_clamped_with_warning(caplog, monkeypatch):
-    import env_actor.runtime.soft_mask as soft_mask
+    import env_actor.base.soft_mask as soft_mask
     monkeypatch.setattr(soft_mask, '_last_warning', [-float('inf')])
     with caplog.at_level(logging.WARNING):
         assert clamp_delay(9, 10, 4) == 4           # d <= s
@@ -63,7 +63,7 @@ def test_bad_parameters_are_named():
 
 
 def test_clamp_delay_bounds_and_rate_limited_warning(caplog, monkeypatch):
-    from env_actor.runtime import soft_mask
+    from env_actor.base import soft_mask
     assert clamp_delay(0, 1, 1) == 0                    # H = s = 1 is valid
     assert clamp_delay(3, 10, 10) == 0                  # s = H: no room for a delay
     for h, s, message in ((0, 1, 'action_chunk_size must be >= 1, got 0'),
@@ -74,7 +74,7 @@ def test_clamp_delay_bounds_and_rate_limited_warning(caplog, monkeypatch):
             clamp_delay(1, h, s)
     monkeypatch.setattr(soft_mask, '_last_warning', [-math.inf])
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger='env_actor.runtime.soft_mask'):
+    with caplog.at_level(logging.WARNING, logger='env_actor.base.soft_mask'):
         assert clamp_delay(9, 10, 5) == 5
         assert clamp_delay(-2, 10, 5) == 0              # within 10 s: not repeated
     assert [r.getMessage() for r in caplog.records] == [

@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn as nn
 
-from env_actor.policy.registry import COMPONENT_REGISTRY
+from env_actor.models.registry import COMPONENT_REGISTRY
 
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:

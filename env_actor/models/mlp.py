@@ -4,7 +4,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from env_actor.policy.registry import COMPONENT_REGISTRY
+from env_actor.models.registry import COMPONENT_REGISTRY
 
 _ACTIVATIONS = {'relu': nn.ReLU, 'gelu': nn.GELU, 'silu': nn.SiLU, 'tanh': nn.Tanh}
 

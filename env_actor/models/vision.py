@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn as nn
 
-from env_actor.policy.registry import COMPONENT_REGISTRY
+from env_actor.models.registry import COMPONENT_REGISTRY
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -38,7 +38,7 @@ from env_actor.runtime.inference import InferenceRequest, InferenceResult
 from env_actor.runtime.observation import ObservationCache, ObservationHistory, PROPRIO
 from env_actor.runtime.safety import SafetyFilter
 from env_actor.runtime.schedule import ActionSchedule
-from env_actor.runtime.soft_mask import clamp_delay
+from env_actor.base.soft_mask import clamp_delay
 
 ALGORITHMS = ('sequential', 'rtc', 'naive_async', 'blend')
 UNSAFE_REASON = 'non-finite action and nothing to hold'

@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from env_actor.policy.registry import POLICY_REGISTRY
 from env_actor.policy.utils.torch_policy import TorchChunkPolicy
-from env_actor.runtime.soft_mask import SCHEDULES, soft_mask_weights
+from env_actor.base.soft_mask import SCHEDULES, soft_mask_weights
 
 
 def guidance_weight(tau: float, beta: float) -> float:

@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from env_actor.policy.registry import POLICY_REGISTRY
 from env_actor.policy.utils.spec import PolicySpec, validate_input_data
-from env_actor.runtime.soft_mask import soft_mask_weights
+from env_actor.base.soft_mask import soft_mask_weights
 
 
 @POLICY_REGISTRY.register('mlp_chunk')
