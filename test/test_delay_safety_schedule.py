@@ -279,3 +279,18 @@ def test_safety_defaults_locked_joint_and_lower_clip_of_the_reference():
     with pytest.raises(ValueError, match=r'at joints \[1\]$'):       # equal is allowed
         SafetyFilter(2, lower=[0.5, 3.0], upper=[0.5, 2.0])
     assert DelayEstimator().window == 5
+
+
+def test_safety_set_limits_keeps_the_reference_and_counts():
+    safety = SafetyFilter(2, max_velocity=1.0, control_period=0.1)
+    safety.reset([0.0, 0.0])
+    safety.apply([1.0, 0.0])                                  # slew-limited: 0.1
+    safety.set_limits(SafetyFilter(2, lower=-0.5, upper=0.5, max_velocity=2.0,
+                                   control_period=0.1))
+    np.testing.assert_allclose(safety.last, [0.1, 0.0])
+    np.testing.assert_allclose(safety.apply([1.0, -1.0]), [0.3, -0.2])
+    assert safety.counts.slew_limited == 2
+    np.testing.assert_allclose(safety.max_velocity, [2.0, 2.0])
+    np.testing.assert_allclose(safety.apply([1.0, -1.0]), [0.5, -0.4])   # upper clamp
+    with pytest.raises(ValueError, match='limits for 3 joints, the filter has 2'):
+        safety.set_limits(SafetyFilter(3))
