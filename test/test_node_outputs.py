@@ -139,3 +139,37 @@ def test_inactive_node_cannot_command_and_a_raising_transition_releases_everythi
                                      for d in harness.diagnostics), 10, 'ERROR diagnostics')
     finally:
         harness.close()
+
+
+def test_operators_see_state_changes_runtime_warnings_and_a_unique_status_name(tmp_path):
+    import logging
+    from rcl_interfaces.msg import Log
+    harness = Harness()
+    feeder = Feeder(harness)
+    lines = []
+    harness.probe.create_subscription(Log, '/rosout', lambda m: lines.append(m), 100)
+    node = make_node(harness, tiny_policy(tmp_path))
+    try:
+        assert node.status_name == 'env_actor: policy'
+        run_until_commands(harness, node)
+        feeder.mode = 'nan_state'
+        harness.wait_for(lambda: any('commanding -> stale: proprio stale' in m.msg
+                                     for m in lines), 10, 'a stale log line on /rosout')
+        feeder.mode = 'good'
+        harness.wait_for(lambda: any(m.msg.startswith('stale -> ') for m in lines), 10,
+                         'a recovery log line')
+        assert any(m.msg == 'waiting -> commanding' for m in lines)
+        logging.getLogger('env_actor.runtime.test').warning('runtime says %d', 42)
+        harness.wait_for(lambda: any(m.msg == 'env_actor.runtime.test: runtime says 42'
+                                     and m.level == Log.WARN for m in lines), 10,
+                         'a Python warning of the runtime on /rosout')
+    finally:
+        harness.close()
+    harness = Harness()
+    namespaced = PolicyNode(context=harness.context, namespace='robot')
+    try:
+        assert namespaced.status_name == 'robot/env_actor: policy'
+        assert namespaced.diagnostics().name == 'robot/env_actor: policy'
+    finally:
+        namespaced.destroy_node()
+        harness.close()

@@ -31,6 +31,7 @@ rclpy's MultiThreadedExecutor is not used: on 2 cores it burned a whole core and
 most messages (docs/node.md).
 """
 from collections import deque
+import logging
 import math
 import signal
 import sys
@@ -71,6 +72,24 @@ from env_actor.runtime.supervisor import auto_timeout, SupervisedWorker
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
+class _RosLogHandler(logging.Handler):
+    """Forwards the runtime's Python `logging` records (env_actor.*) to the node's logger,
+    so they reach /rosout."""
+
+    def __init__(self, ros_logger) -> None:
+        super().__init__()
+        self._ros_logger = ros_logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = f'{record.name}: {record.getMessage()}'
+        if record.levelno >= logging.ERROR:
+            self._ros_logger.error(text)
+        elif record.levelno >= logging.WARNING:
+            self._ros_logger.warning(text)
+        else:
+            self._ros_logger.info(text)
+
+
 def _limit(values: list):
     """A safety parameter as SafetyFilter takes it: None, one value or a list."""
     if not values:
@@ -90,6 +109,12 @@ class PolicyNode(LifecycleNode):
             self.last_error = str(exc)
             self.get_logger().error(self.last_error)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        # '<namespace/>name: policy', so two instances do not share a diagnostics status
+        self.status_name = f"{self.get_fully_qualified_name().lstrip('/')}: policy"
+        self._last_state = ''              # the executor state last logged
+        self._logged_changes: dict = {}    # (from, to) -> monotonic time of its last line
+        self._log_handler = _RosLogHandler(self.get_logger())
+        logging.getLogger('env_actor').addHandler(self._log_handler)
         self.config: Optional[NodeConfig] = None
         self.spec: Optional[PolicySpec] = None
         self.executor_core = None
@@ -310,6 +335,10 @@ class PolicyNode(LifecycleNode):
         self.lifecycle_state = 'unconfigured'
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self) -> None:
+        logging.getLogger('env_actor').removeHandler(self._log_handler)
+        super().destroy_node()
+
     def _release(self) -> None:
         self._active = False
         for entity in self._entities:
@@ -375,6 +404,8 @@ class PolicyNode(LifecycleNode):
             return
         self._tick_wall.append(time.monotonic())
         result = core.on_tick(self._now())
+        if result.state != self._last_state:
+            self._log_state_change(result.state, result.reason)
         if result.state == 'fault':
             self._on_inference_fault(result.reason)
         elif self._reported_fault:
@@ -391,6 +422,22 @@ class PolicyNode(LifecycleNode):
         if self._traj_pub is not None and result.new_chunk:
             actions = np.vstack([result.action[None], core.planned_actions()])
             self._traj_pub.publish(self._trajectory(actions))
+
+    def _log_state_change(self, state: str, reason: str) -> None:
+        """One line per change of the executor state (stale / recovered, starved, ...); the
+        same change is not repeated within a second (a flapping input)."""
+        previous, self._last_state = self._last_state, state
+        now = time.monotonic()
+        if now - self._logged_changes.get((previous, state), -math.inf) < 1.0:
+            return
+        self._logged_changes[(previous, state)] = now
+        text = f'{previous or "start"} -> {state}' + (f': {reason}' if reason else '')
+        if state in ('stale', 'unsafe', 'fault'):
+            self.get_logger().error(text)
+        elif state in ('starved', 'blocked') or reason.startswith('policy error'):
+            self.get_logger().warning(text)
+        else:
+            self.get_logger().info(text)
 
     def _on_inference_fault(self, reason: str) -> None:
         """Log a new inference fault once; past the restart bound leave the active state."""
@@ -462,7 +509,7 @@ class PolicyNode(LifecycleNode):
         values: dict = {'lifecycle_state': self.lifecycle_state}
         if core is None:
             level = DiagnosticStatus.ERROR if self.last_error else DiagnosticStatus.WARN
-            return diagnostic_status('env_actor: policy', level,
+            return diagnostic_status(self.status_name, level,
                                      self.last_error or 'not configured', values, self.get_name())
         worker = core.worker
         if isinstance(worker, SupervisedWorker):
@@ -511,7 +558,7 @@ class PolicyNode(LifecycleNode):
             level = DiagnosticStatus.OK
         else:
             level = DiagnosticStatus.WARN
-        return diagnostic_status('env_actor: policy', level, message, values, self.get_name())
+        return diagnostic_status(self.status_name, level, message, values, self.get_name())
 
     def _max_tick_interval_ms(self) -> float:
         ticks = list(self._tick_wall)

@@ -134,7 +134,10 @@ def main(args: Optional[Sequence[str]] = None) -> int:
         path = opts.out / 'demo_strip.png'
         cv2.imwrite(str(path), strip)
         print(f'wrote {path} (head camera, episode 1, {len(picks)} frames)')
-    return 0 if results else 1
+    if 2 * successes < len(results) or not results:
+        print(f'FAILED: {successes} of {len(results)} episodes succeeded (need at least half)')
+        return 1
+    return 0
 
 
 if __name__ == '__main__':
