@@ -25,7 +25,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from common import machine, table, write_results  # noqa: E402
 
-from env_actor.policy.utils.loader import build_policy_bundle  # noqa: E402
+from env_actor.policy.utils.loader import build_ready_bundle  # noqa: E402
 from env_actor.policy.utils.spec import PolicySpec  # noqa: E402
 from env_actor.runtime.factory import measure_latency  # noqa: E402
 from env_actor.tools.sim_eval import run_episode  # noqa: E402
@@ -41,9 +41,7 @@ def main() -> int:
     parser.add_argument('--rate', type=float, default=20.0, help='control rate, Hz')
     parser.add_argument('--first-seed', type=int, default=20_000)
     opts = parser.parse_args()
-    bundle = build_policy_bundle(POLICY)
-    bundle.policy.freeze_all_model_params()
-    bundle.policy.warmup()
+    bundle = build_ready_bundle(POLICY)
     spec = PolicySpec.from_config(bundle.config['policy'], POLICY)
     latency = float(np.median([measure_latency(bundle, spec, True) for _ in range(10)]))
     dt = 1.0 / opts.rate

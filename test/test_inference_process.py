@@ -151,3 +151,23 @@ def test_supervisor_restarts_a_killed_and_a_hung_child_then_gives_up(tmp_path):
         assert supervisor.check() is not None and supervisor.worker is None
     finally:
         supervisor.close()
+
+
+def test_every_worker_satisfies_the_inference_worker_protocol(tmp_path):
+    from env_actor.runtime.inference import (InferenceWorker, SimulatedInferenceWorker,
+                                             ThreadedInferenceWorker)
+    from env_actor.runtime.supervisor import SupervisedWorker
+    path = tiny_act(tmp_path)
+    save_weights(path)
+    bundle = build_policy_bundle(path)
+    threaded = ThreadedInferenceWorker(bundle.policy, bundle.normalizer, (6, 2))
+    simulated = SimulatedInferenceWorker(bundle.policy, bundle.normalizer, (6, 2))
+    process = ProcessInferenceWorker(path, 'cpu', (6, 2), guided=False)
+    supervised = SupervisedWorker(process, lambda: None, timeout_s=1.0)
+    try:
+        for worker in (threaded, simulated, process, supervised):
+            assert isinstance(worker, InferenceWorker), type(worker).__name__
+        assert not isinstance(object(), InferenceWorker)
+    finally:
+        threaded.close()
+        supervised.close()

@@ -13,6 +13,8 @@ from typing import Any, Optional
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 ParameterType)
 
+from env_actor.runtime.executor import ALGORITHMS
+
 _TYPES = {'bool': ParameterType.PARAMETER_BOOL, 'int': ParameterType.PARAMETER_INTEGER,
           'double': ParameterType.PARAMETER_DOUBLE, 'string': ParameterType.PARAMETER_STRING,
           'double[]': ParameterType.PARAMETER_DOUBLE_ARRAY,
@@ -58,13 +60,12 @@ class Param:
         return descriptor
 
 
-_ALGORITHMS = ('sequential', 'rtc', 'naive_async', 'blend')
 
 PARAMETERS: tuple = (
     Param('policy_yaml', 'string', '', 'Policy YAML (the bundle to build).'),
     Param('device', 'string', 'auto', 'Torch device: auto = cuda when torch sees a GPU, '
           'else cpu; or cpu, cuda, cuda:N.'),
-    Param('algorithm', 'string', 'rtc', 'Chunk execution algorithm.', choices=_ALGORITHMS),
+    Param('algorithm', 'string', 'rtc', 'Chunk execution algorithm.', choices=ALGORITHMS),
     Param('control_frequency', 'double', 20.0, 'Control loop rate, Hz.', low=0.1,
           high=1000.0),
     Param('min_num_actions_executed', 'int', 25, 'RTC execution horizon s: actions of a '
@@ -267,9 +268,9 @@ def read_node_config(node) -> NodeConfig:
         values[name] = list(values[name] or [])
     if not values['policy_yaml']:
         raise ValueError('parameter policy_yaml is empty: set it to a policy YAML path')
-    if values['algorithm'] not in ('sequential', 'rtc', 'naive_async', 'blend'):
+    if values['algorithm'] not in ALGORITHMS:
         raise ValueError(f"parameter algorithm {values['algorithm']!r} unknown; expected "
-                         f'sequential, rtc, naive_async or blend')
+                         f'one of {ALGORITHMS}')
     if not float(values['control_frequency']) > 0:
         raise ValueError(f"parameter control_frequency must be > 0, got "
                          f"{values['control_frequency']}")

@@ -56,7 +56,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from env_actor.policy.utils.device import resolve_device
-from env_actor.policy.utils.loader import build_policy_bundle, load_policy_config
+from env_actor.policy.utils.loader import build_ready_bundle, load_policy_config
 from env_actor.policy.utils.spec import PolicySpec
 from env_actor.ros.conversion_worker import ConversionWorker
 from env_actor.ros.conversions import (action_to_command, chunk_to_trajectory,
@@ -234,9 +234,7 @@ class PolicyNode(LifecycleNode):
             if cfg.torch_threads > 0:
                 import torch
                 torch.set_num_threads(int(cfg.torch_threads))
-            bundle = build_policy_bundle(cfg.policy_yaml, map_location=device)
-            bundle.policy.freeze_all_model_params()
-            bundle.policy.warmup()
+            bundle = build_ready_bundle(cfg.policy_yaml, map_location=device)
             self.executor_core = build_executor(bundle, settings,
                                                 reference_index=reference_index)
         self.get_logger().info(f'policy {config["policy"]["type"]!r} built and warmed up in '

@@ -8,7 +8,7 @@ benchmarks on a simulated clock.
 from dataclasses import dataclass, field
 import threading
 import time
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Protocol, runtime_checkable, Union
 
 import numpy as np
 
@@ -35,6 +35,35 @@ class InferenceResult:
     latency_s: float
     error: Optional[str] = None
     extra: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class InferenceWorker(Protocol):
+    """What the executor needs of a worker: one request at a time, never blocking.
+
+    Implemented by ThreadedInferenceWorker, SimulatedInferenceWorker,
+    ProcessInferenceWorker and SupervisedWorker (a test checks all four). A worker may
+    also have `check() -> Optional[str]` (a fault text); the executor asks it first.
+    """
+
+    @property
+    def busy(self) -> bool: ...
+
+    def submit(self, request: InferenceRequest, now_tick: int) -> None: ...
+
+    def poll(self, now_tick: int) -> Optional[InferenceResult]: ...
+
+    def reset_policy(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def reset_policy_state(policy: Any) -> None:
+    """Call the policy's optional `reset()` hook (e.g. replay rewinds); the one place
+    that looks it up."""
+    reset = getattr(policy, 'reset', None)
+    if callable(reset):
+        reset()
 
 
 def run_inference(policy: Any, normalizer: Any, request: InferenceRequest,
@@ -103,9 +132,7 @@ class ThreadedInferenceWorker:
     def reset_policy(self) -> None:
         """Call the policy's optional reset() hook (new episode)."""
         with self._lock:
-            reset = getattr(self._policy, 'reset', None)
-            if callable(reset):
-                reset()
+            reset_policy_state(self._policy)
 
     def wait(self, timeout: float) -> bool:
         """Block until a result is ready (tests and offline tools only)."""
@@ -171,9 +198,7 @@ class SimulatedInferenceWorker:
         self._result, self._ready_tick = result, now_tick + delay
 
     def reset_policy(self) -> None:
-        reset = getattr(self._policy, 'reset', None)
-        if callable(reset):
-            reset()
+        reset_policy_state(self._policy)
 
     def poll(self, now_tick: int) -> Optional[InferenceResult]:
         if self._result is None or now_tick < self._ready_tick:

@@ -13,7 +13,8 @@ from typing import Optional
 
 import numpy as np
 
-from env_actor.runtime.inference import InferenceRequest, InferenceResult, run_inference
+from env_actor.runtime.inference import (InferenceRequest, InferenceResult,
+                                         reset_policy_state, run_inference)
 
 
 def _serve(conn, policy_yaml: str, device: str, torch_threads: int, guided: bool,
@@ -26,13 +27,11 @@ def _serve(conn, policy_yaml: str, device: str, torch_threads: int, guided: bool
         import torch
         if torch_threads > 0:
             torch.set_num_threads(torch_threads)
-        from env_actor.policy.utils.loader import build_policy_bundle
+        from env_actor.policy.utils.loader import build_ready_bundle
         from env_actor.policy.utils.spec import PolicySpec
         from env_actor.runtime.factory import measure_latency
-        bundle = build_policy_bundle(policy_yaml, map_location=device)
+        bundle = build_ready_bundle(policy_yaml, map_location=device)
         spec = PolicySpec.from_config(bundle.config['policy'], policy_yaml)
-        bundle.policy.freeze_all_model_params()
-        bundle.policy.warmup()
         latency = measure_latency(bundle, spec, guided)
     except Exception as exc:  # reported to the parent, which raises it at construction
         conn.send(('error', f'{type(exc).__name__}: {exc}'))
@@ -47,9 +46,7 @@ def _serve(conn, policy_yaml: str, device: str, torch_threads: int, guided: bool
         if message is None:
             return
         if message == 'reset':
-            reset = getattr(bundle.policy, 'reset', None)
-            if callable(reset):
-                reset()
+            reset_policy_state(bundle.policy)
             continue
         request = message
         result = run_inference(bundle.policy, bundle.normalizer, request, shape)

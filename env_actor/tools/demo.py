@@ -20,6 +20,8 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
+from env_actor.runtime.executor import ALGORITHMS
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 SIM_PARAMS = ROOT / 'config' / 'sim.yaml'
 SHIPPED = ROOT / 'policies' / 'sim_flow' / 'policy.yaml'
@@ -30,7 +32,7 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--episodes', type=int, default=5)
     parser.add_argument('--seed', type=int, default=100)
     parser.add_argument('--algorithm', default='rtc',
-                        choices=('rtc', 'naive_async', 'sequential', 'blend'))
+                        choices=ALGORITHMS)
     parser.add_argument('--policy-yaml', type=Path, default=SHIPPED)
     parser.add_argument('--out', type=Path, default=Path('out'))
     parser.add_argument('--timeout', type=float, default=300.0)

@@ -28,11 +28,12 @@ import numpy as np
 import torch
 
 from env_actor.policy.utils.device import resolve_device
-from env_actor.policy.utils.loader import build_policy_bundle
+from env_actor.policy.utils.loader import build_ready_bundle
 from env_actor.policy.utils.spec import PolicySpec
 from env_actor.ros.conversions import (action_to_command, chunk_to_trajectory,
                                        JointStateConverter)
 from env_actor.ros.params import config_from_params_file, NodeConfig
+from env_actor.runtime.executor import ALGORITHMS
 from env_actor.runtime.factory import build_executor, measure_latency
 from env_actor.runtime.observation import PROPRIO
 from env_actor.tools.bag_io import (absolute_topic, BagError, BagWriter, deserialize,
@@ -90,10 +91,8 @@ def evaluate(bag: Path, policy_yaml: Path, params_file: Path,
         require_topics(reader, required)
         types = topic_types(reader)
         torch.manual_seed(seed)
-        bundle = build_policy_bundle(policy_yaml, map_location=resolve_device(cfg.device))
+        bundle = build_ready_bundle(policy_yaml, map_location=resolve_device(cfg.device))
         spec = PolicySpec.from_config(bundle.config['policy'], policy_yaml)
-        bundle.policy.freeze_all_model_params()
-        bundle.policy.warmup()
         dt = cfg.control_period
         if delay_steps is None:
             latency = measure_latency(bundle, spec, (algorithm or cfg.algorithm) == 'rtc')
@@ -234,7 +233,7 @@ def main(args: Optional[Sequence[str]] = None) -> int:
                              'JointTrajectory) to compare against')
     parser.add_argument('--delay-steps', type=int, default=None,
                         help='simulated inference delay in ticks (default: measured)')
-    parser.add_argument('--algorithm', choices=('sequential', 'rtc', 'naive_async', 'blend'))
+    parser.add_argument('--algorithm', choices=ALGORITHMS)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--no-plots', action='store_true')
     opts = parser.parse_args(args)

@@ -8,6 +8,7 @@ bench/closed_loop.py.
 """
 from dataclasses import dataclass
 import math
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -16,13 +17,13 @@ import torch
 from env_actor.policy.utils.loader import PolicyBundle
 from env_actor.policy.utils.spec import PolicySpec
 from env_actor.ros.conversions import image_to_chw
+from env_actor.ros.params import config_from_params_file
 from env_actor.runtime.factory import build_executor, RuntimeSettings
 from env_actor.runtime.observation import PROPRIO
 from env_actor.tools.metrics import seam_metrics
-from env_actor.tools.sim_world import LOWER, SimWorld, UPPER
+from env_actor.tools.sim_world import SimWorld
 
-# the node's sim.yaml limits: 0.15 rad (arm) and 0.5 (gripper) per tick at 20 Hz
-MAX_VELOCITY = (3.0, 3.0, 3.0, 10.0)
+SIM_PARAMS = Path(__file__).resolve().parent.parent.parent / 'config' / 'sim.yaml'
 
 
 @dataclass
@@ -42,12 +43,13 @@ class RawImage:
 
 def sim_settings(algorithm: str, delay_steps: int, control_rate: float = 20.0,
                  execution_horizon: int = 12) -> RuntimeSettings:
-    return RuntimeSettings(algorithm=algorithm, control_period=1.0 / control_rate,
-                           min_num_actions_executed=execution_horizon,
-                           initial_delay_steps=delay_steps, proprio_max_age=0.2,
-                           camera_max_age={c: 0.5 for c in ('head', 'left', 'right')},
-                           position_lower=list(LOWER), position_upper=list(UPPER),
-                           max_velocity=list(MAX_VELOCITY))
+    """The node's settings for the simulated robot (config/sim.yaml: limits, max ages),
+    with the algorithm, delay, rate and horizon of this evaluation."""
+    cfg = config_from_params_file(SIM_PARAMS, {
+        'policy_yaml': '-', 'control_frequency': float(control_rate),
+        'min_num_actions_executed': int(execution_horizon),
+        'initial_delay_steps': int(delay_steps)})
+    return cfg.runtime_settings(algorithm)
 
 
 def run_episode(bundle: PolicyBundle, algorithm: str, delay_steps: int, seed: int,

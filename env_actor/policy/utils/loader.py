@@ -247,3 +247,17 @@ def build_policy(policy_yaml_path: PathLike, map_location: Union[str, torch.devi
         PolicyLoadError / PolicyFileNotFoundError: with the file and key at fault.
     """
     return build_policy_bundle(policy_yaml_path, map_location).policy
+
+
+def build_ready_bundle(policy_yaml_path: PathLike,
+                       map_location: Union[str, torch.device] = 'cpu') -> PolicyBundle:
+    """`build_policy_bundle`, then freeze every parameter and warm up: the one way the
+    node, its inference process and the offline tools get a policy ready to run.
+
+    Raises:
+        PolicyLoadError: as build_policy_bundle.
+    """
+    bundle = build_policy_bundle(policy_yaml_path, map_location=map_location)
+    bundle.policy.freeze_all_model_params()
+    bundle.policy.warmup()
+    return bundle
