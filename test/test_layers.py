@@ -30,3 +30,18 @@ def test_no_package_imports_a_package_above_it():
 def test_every_package_has_a_layer():
     packages = {p.parent.name for p in ROOT.glob('*/__init__.py')}
     assert packages == set(LAYER), packages ^ set(LAYER)
+
+
+def test_the_runtime_core_and_the_image_decoders_need_no_ros():
+    import subprocess
+    import sys
+    code = ('import sys, pkgutil, importlib, env_actor.runtime as r\n'
+            'for m in pkgutil.iter_modules(r.__path__):\n'
+            '    importlib.import_module("env_actor.runtime." + m.name)\n'
+            'print(sorted(n for n in sys.modules if n.split(".")[0] in '
+            '("rclpy", "sensor_msgs", "std_msgs", "trajectory_msgs", "rcl_interfaces", '
+            '"diagnostic_msgs")))')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == '[]', out.stdout

@@ -159,7 +159,7 @@ class CameraConfig:
     @property
     def convert(self):
         """message, height, width -> (3, height, width) uint8 RGB (see conversions)."""
-        from env_actor.ros.conversions import compressed_to_chw, image_to_chw
+        from env_actor.runtime.images import compressed_to_chw, image_to_chw
         return image_to_chw if self.transport == 'raw' else compressed_to_chw
 
 

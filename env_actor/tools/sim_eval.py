@@ -16,7 +16,7 @@ import torch
 
 from env_actor.policy.utils.loader import PolicyBundle
 from env_actor.policy.utils.spec import PolicySpec
-from env_actor.ros.conversions import image_to_chw
+from env_actor.runtime.images import image_to_chw
 from env_actor.ros.params import config_from_params_file
 from env_actor.runtime.factory import build_executor, RuntimeSettings
 from env_actor.runtime.observation import PROPRIO
