@@ -6,13 +6,35 @@ import xml.etree.ElementTree as ET
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_package_xml_format_3_with_runtime_deps():
+ROS_PACKAGES = {'rclpy', 'sensor_msgs', 'trajectory_msgs', 'std_msgs', 'std_srvs',
+                'diagnostic_msgs', 'lifecycle_msgs', 'rosgraph_msgs', 'rcl_interfaces',
+                'builtin_interfaces', 'ament_index_python', 'launch', 'launch_ros',
+                'cv_bridge', 'geometry_msgs', 'rosbag2_py'}
+
+
+def imported_top_level(paths) -> set:
+    import ast
+    found = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
+            if isinstance(node, ast.Import):
+                found |= {a.name.split('.')[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split('.')[0])
+    return found
+
+
+def test_package_xml_declares_exactly_the_ros_packages_the_code_imports():
     root = ET.parse(ROOT / 'package.xml').getroot()
     assert root.get('format') == '3' and root.findtext('name') == 'env_actor'
     exec_deps = {e.text for e in root.findall('exec_depend')}
-    for dep in ('rclpy', 'sensor_msgs', 'trajectory_msgs', 'std_msgs', 'std_srvs',
-                'diagnostic_msgs', 'lifecycle_msgs', 'cv_bridge', 'launch', 'launch_ros',
-                'python3-numpy', 'python3-yaml', 'python3-torch'):
+    code = list((ROOT / 'env_actor').rglob('*.py')) + list((ROOT / 'launch').glob('*.py'))
+    # lifecycle_msgs: the node's lifecycle services speak it (through rclpy.lifecycle)
+    used = (imported_top_level(code) & ROS_PACKAGES) | {'lifecycle_msgs'}
+    declared = exec_deps & ROS_PACKAGES
+    assert used == declared, f'imported, not declared: {sorted(used - declared)}; ' \
+        f'declared, not imported: {sorted(declared - used)}'
+    for dep in ('python3-numpy', 'python3-yaml', 'python3-torch', 'python3-opencv'):
         assert dep in exec_deps, dep
     assert root.find('export/build_type').text == 'ament_python'
     assert (ROOT / 'resource' / 'env_actor').is_file()

@@ -21,10 +21,10 @@ import cv2
 import numpy as np
 
 from env_actor.runtime.executor import ALGORITHMS
+from env_actor.tools.share import share_path
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-SIM_PARAMS = ROOT / 'config' / 'sim.yaml'
-SHIPPED = ROOT / 'policies' / 'sim_flow' / 'policy.yaml'
+SIM_PARAMS = share_path('config', 'sim.yaml')
+SHIPPED = share_path('policies', 'sim_flow', 'policy.yaml')
 
 
 def main(args: Optional[Sequence[str]] = None) -> int:

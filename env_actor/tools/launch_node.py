@@ -11,16 +11,12 @@ import argparse
 from pathlib import Path
 from typing import Optional, Sequence
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def default_params_file() -> Path:
     """config/igris_b.yaml from the installed share folder, else from the source tree."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        return Path(get_package_share_directory('env_actor')) / 'config' / 'igris_b.yaml'
-    except Exception:  # no ament index here (pip install): use the source tree
-        return PACKAGE_ROOT / 'config' / 'igris_b.yaml'
+    from env_actor.tools.share import share_path
+    return share_path('config', 'igris_b.yaml')
 
 
 def ros_arguments(opts: argparse.Namespace) -> list[str]:

@@ -8,7 +8,6 @@ bench/closed_loop.py.
 """
 from dataclasses import dataclass
 import math
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -21,9 +20,10 @@ from env_actor.ros.params import config_from_params_file
 from env_actor.runtime.factory import build_executor, RuntimeSettings
 from env_actor.runtime.observation import PROPRIO
 from env_actor.tools.metrics import seam_metrics
+from env_actor.tools.share import share_path
 from env_actor.tools.sim_world import SimWorld
 
-SIM_PARAMS = Path(__file__).resolve().parent.parent.parent / 'config' / 'sim.yaml'
+SIM_PARAMS = share_path('config', 'sim.yaml')
 
 
 @dataclass

@@ -35,10 +35,10 @@ from env_actor.ros.conversions import JointStateConverter
 from env_actor.ros.params import config_from_params_file
 from env_actor.tools.bag_io import (absolute_topic, deserialize, open_bag, read_messages,
                                     require_topics)
+from env_actor.tools.share import share_path
 from env_actor.tools.sim_record import EXPERT_TOPIC
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-SIM_PARAMS = ROOT / 'config' / 'sim.yaml'
+SIM_PARAMS = share_path('config', 'sim.yaml')
 
 
 def load_episode(bag: Path, cfg, image_size: tuple[int, int], action_topic: str) -> dict:
