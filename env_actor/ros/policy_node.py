@@ -119,8 +119,7 @@ class PolicyNode(LifecycleNode):
         self.spec: Optional[PolicySpec] = None
         self.executor_core = None
         self.joints: Optional[JointStateConverter] = None
-        self.lifecycle_state = 'unconfigured'
-        self._active = False
+        self._active = False               # commanding: set last in activate, cleared first
         self._input_errors: dict[str, str] = {}
         self._error_lock = threading.Lock()
         self._last_counts: dict[str, int] = {}
@@ -139,6 +138,12 @@ class PolicyNode(LifecycleNode):
         self._diag_timer = self.create_timer(period if period > 0 else 1.0,
                                              self._publish_diagnostics)
         self._reset_srv = self.create_service(Trigger, '~/reset', self._on_reset)
+
+    @property
+    def lifecycle_state(self) -> str:
+        """rclpy's own lifecycle state label (unconfigured, inactive, active, finalized,
+        or a transition state while a callback runs): no copy kept here."""
+        return self._state_machine.current_state[1]
 
     # -- parameters -------------------------------------------------------------------
     def _on_set_parameters(self, parameters) -> SetParametersResult:
@@ -176,7 +181,6 @@ class PolicyNode(LifecycleNode):
             self.get_logger().error(self.last_error)
             self._release()
             return TransitionCallbackReturn.FAILURE
-        self.lifecycle_state = 'inactive'
         self.last_error = ''
         return super().on_configure(state)
 
@@ -292,14 +296,12 @@ class PolicyNode(LifecycleNode):
         self.executor_core.reset_episode()
         self._was_commanding = False
         self._active = True
-        self.lifecycle_state = 'active'
         self.get_logger().info(f'commanding with {self.config.algorithm} at '
                                f'{self.config.control_frequency:g} Hz')
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_commanding()
-        self.lifecycle_state = 'inactive'
         return super().on_deactivate(state)
 
     def _stop_commanding(self) -> None:
@@ -311,7 +313,6 @@ class PolicyNode(LifecycleNode):
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_cleanup(state)
         self._release()
-        self.lifecycle_state = 'unconfigured'
         return result
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -319,7 +320,6 @@ class PolicyNode(LifecycleNode):
         self._wait_for_delivery()
         result = super().on_shutdown(state)
         self._release()
-        self.lifecycle_state = 'finalized'
         return result
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -330,7 +330,6 @@ class PolicyNode(LifecycleNode):
         super().on_error(state)
         self.last_error = f'transition from {state.label!r} failed: see the log'
         self.get_logger().error(f'{self.last_error}; released everything, unconfigured')
-        self.lifecycle_state = 'unconfigured'
         return TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self) -> None:
