@@ -429,8 +429,10 @@ class PolicyNode(LifecycleNode):
             return
         self._logged_changes[(previous, state)] = now
         text = f'{previous or "start"} -> {state}' + (f': {reason}' if reason else '')
-        if state in ('stale', 'unsafe', 'fault'):
+        if state in ('stale', 'unsafe', 'fault') and previous:
             self.get_logger().error(text)
+        elif not previous and state != 'commanding':     # inputs not there yet at start
+            self.get_logger().warning(text)
         elif state in ('starved', 'blocked') or reason.startswith('policy error'):
             self.get_logger().warning(text)
         else:

@@ -115,7 +115,7 @@ def main(args: Optional[Sequence[str]] = None) -> int:
                       f'{diag.get("inference_latency_p50_ms", "?")} ms, est_delay '
                       f'{diag.get("est_delay_steps", "?")}', flush=True)
     finally:
-        for proc in (sim, policy):
+        for proc in (policy, sim):     # the policy first: it holds, then the robot stops
             if proc is not None and proc.poll() is None:
                 proc.terminate()
                 try:
