@@ -17,7 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, percentiles_ms, table, write_results  # noqa: E402
 
-from env_actor.policy.utils.loader import build_policy_bundle  # noqa: E402
+from env_actor.policy.utils.loader import build_ready_bundle  # noqa: E402
 from env_actor.tools.smoke import synthetic_input  # noqa: E402
 
 POLICIES = Path(__file__).resolve().parent.parent / 'env_actor' / 'policy' / 'policies'
@@ -44,10 +44,8 @@ def main() -> int:
     rows, results = [], {}
     for name in NAMES:
         torch.manual_seed(0)
-        bundle = build_policy_bundle(POLICIES / name / f'{name}.yaml', map_location=opts.device)
+        bundle = build_ready_bundle(POLICIES / name / f'{name}.yaml', map_location=opts.device)
         policy, norm = bundle.policy, bundle.normalizer
-        policy.freeze_all_model_params()
-        policy.warmup()
         spec = policy.spec
         data = synthetic_input(spec, np.random.default_rng(0))
         prev = policy.predict(data, norm)

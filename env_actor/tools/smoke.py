@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from env_actor.policy.utils.loader import build_policy_bundle
+from env_actor.policy.utils.loader import build_ready_bundle
 from env_actor.policy.utils.spec import PolicySpec
 
 EXAMPLE_POLICY = (Path(__file__).resolve().parent.parent / 'policy' / 'policies' /
@@ -34,11 +34,9 @@ def main(args: Optional[Sequence[str]] = None) -> int:
                         help='also run guided_inference with the chunk as prev_action')
     opts = parser.parse_args(args)
     torch.manual_seed(opts.seed)
-    bundle = build_policy_bundle(opts.policy_yaml)
+    bundle = build_ready_bundle(opts.policy_yaml)
     policy = bundle.policy
     spec = PolicySpec.from_config(bundle.config['policy'], opts.policy_yaml)
-    policy.freeze_all_model_params()
-    policy.warmup()
     input_data = synthetic_input(spec, np.random.default_rng(opts.seed))
     start = time.perf_counter()
     chunk = policy.predict(input_data, bundle.normalizer)
