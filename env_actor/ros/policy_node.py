@@ -24,7 +24,8 @@ Threading contract (one SingleThreadedExecutor thread + two worker threads):
     * conversion thread (ConversionWorker): decodes/resizes the newest frame per camera
       and puts it in the ObservationCache (own lock); errors go to `_input_errors`.
     * inference: by default a child process (ProcessInferenceWorker, `inference_mode:
-      process`) that builds and runs the policy, so it never holds this process's GIL;
+      process`) that builds and runs the policy, so it never holds this process's GIL,
+      watched by a SupervisedWorker (its restarts run on a short-lived thread);
       `inference_mode: thread` runs it on a ThreadedInferenceWorker thread instead.
     `on_tick` and `reset_episode` serialise on the executor's lock.
 rclpy's MultiThreadedExecutor is not used: on 2 cores it burned a whole core and dropped
