@@ -44,6 +44,7 @@ import numpy as np
 import rclpy
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import (LifecycleNode, LifecyclePublisher, LifecycleState,
                             TransitionCallbackReturn)
 from rclpy.qos import QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
@@ -599,7 +600,11 @@ def main(args=None) -> int:
     exception in a callback also holds first, then exits with code 1.
     """
     stop = threading.Event()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    except _rclpy.RCLError as exc:        # e.g. an unreadable params file: one line, exit 2
+        print(f'env-actor-node: error: {str(exc).splitlines()[0]}', file=sys.stderr)
+        return 2
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     node = PolicyNode()

@@ -23,6 +23,7 @@ from rosgraph_msgs.msg import Clock
 
 from env_actor.tools.bag_io import (BagError, BagWriter, message_class, open_bag,
                                     read_messages, topic_types)
+from env_actor.tools.cli import exit_codes
 
 KNOWN_OUTPUTS = {'trajectory_msgs/msg/JointTrajectory', 'std_msgs/msg/Float64MultiArray',
                  'diagnostic_msgs/msg/DiagnosticArray'}
@@ -157,6 +158,7 @@ def parse_remaps(items: Sequence[str]) -> dict:
     return remap
 
 
+@exit_codes
 def main(args: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         description='Play a rosbag2 over DDS with /clock (like ros2 bag play --clock) and '

@@ -22,11 +22,13 @@ import numpy as np
 
 from env_actor.runtime.executor import ALGORITHMS
 from env_actor.tools.share import share_path
+from env_actor.tools.cli import exit_codes
 
 SIM_PARAMS = share_path('config', 'sim.yaml')
 SHIPPED = share_path('policies', 'sim_flow', 'policy.yaml')
 
 
+@exit_codes
 def main(args: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--episodes', type=int, default=5)
@@ -80,8 +82,13 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     try:
         while state['diag'].get('lifecycle_state') != 'active':
             rclpy.spin_once(node, timeout_sec=0.1)
+            message = state['diag'].get('message', '')
+            if 'configure failed' in message or 'activate refused' in message:
+                print(f'env-actor-demo: error: the policy node cannot start: {message}',
+                      file=sys.stderr)
+                return 2
             if policy.poll() is not None or time.monotonic() > deadline:
-                print('policy node did not become active:', state['diag'].get('message'))
+                print('policy node did not become active:', message)
                 return 1
         print(f'policy node active ({state["diag"].get("message")}); starting the robot',
               flush=True)

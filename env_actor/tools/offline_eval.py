@@ -39,6 +39,7 @@ from env_actor.runtime.observation import PROPRIO
 from env_actor.tools.bag_io import (absolute_topic, BagError, BagWriter, deserialize,
                                     open_bag, read_messages, require_topics, topic_types)
 from env_actor.tools.metrics import error_metrics, plot_joints, seam_metrics
+from env_actor.tools.cli import exit_codes
 
 JOINT_STATE = 'sensor_msgs/msg/JointState'
 ACTION_TYPES = ('std_msgs/msg/Float64MultiArray', JOINT_STATE,
@@ -219,6 +220,7 @@ def write_outputs(result: EvalResult, out: Path, cfg: NodeConfig, dt: float, plo
                     chunk_times - result.times[0], names)
 
 
+@exit_codes
 def main(args: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         description='Run a policy offline on a rosbag2 episode (no DDS), write predicted '

@@ -17,6 +17,7 @@ import rclpy
 from rclpy.qos import qos_profile_sensor_data
 
 from sensor_msgs.msg import CompressedImage, Image, JointState
+from env_actor.tools.cli import exit_codes
 
 
 
@@ -42,6 +43,7 @@ def camera_message(frame: bytes, width: int, height: int, compressed: bool):
     return Image(height=height, width=width, encoding='rgb8', step=3 * width, data=frame)
 
 
+@exit_codes
 def main(args: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--joints', nargs='+', required=True)

@@ -29,6 +29,7 @@ from std_msgs.msg import Float64MultiArray
 
 from env_actor.tools.bag_io import BagWriter
 from env_actor.tools.sim_world import expert_action, JOINTS, SimWorld
+from env_actor.tools.cli import exit_codes
 
 ACTION_TOPIC = '/forward_position_controller/commands'
 EXPERT_TOPIC = '/expert/action'
@@ -93,6 +94,7 @@ def record_episode(path: Path, seed: int, storage: str = 'mcap', control_rate: i
     return {'seed': seed, 'success': world.success, 'success_time': world.success_time}
 
 
+@exit_codes
 def main(args: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description='Record expert demonstrations as rosbag2.')
     parser.add_argument('out', type=Path)

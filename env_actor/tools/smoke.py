@@ -12,6 +12,7 @@ import torch
 
 from env_actor.policy.utils.loader import build_ready_bundle
 from env_actor.policy.utils.spec import PolicySpec
+from env_actor.tools.cli import exit_codes
 
 EXAMPLE_POLICY = (Path(__file__).resolve().parent.parent / 'policy' / 'policies' /
                   'mlp_chunk' / 'mlp_chunk.yaml')
@@ -26,6 +27,7 @@ def synthetic_input(spec: PolicySpec, rng: np.random.Generator) -> dict:
     return data
 
 
+@exit_codes
 def main(args: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--policy-yaml', type=Path, default=EXAMPLE_POLICY)

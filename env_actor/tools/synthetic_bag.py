@@ -20,6 +20,7 @@ from std_msgs.msg import Float64MultiArray
 
 from env_actor.tools.bag_io import absolute_topic, BagWriter
 from env_actor.tools.sensor_publisher import camera_message, make_frames
+from env_actor.tools.cli import exit_codes
 
 ACTION_TOPIC = '/forward_position_controller/commands'
 
@@ -80,6 +81,7 @@ def write_episode(out: Path, joints: Sequence[str], duration: float = 10.0,
     return counts
 
 
+@exit_codes
 def main(args: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description='Write a synthetic rosbag2 episode.')
     parser.add_argument('out', type=Path)

@@ -37,6 +37,7 @@ from env_actor.tools.bag_io import (absolute_topic, deserialize, open_bag, read_
                                     require_topics)
 from env_actor.tools.share import share_path
 from env_actor.tools.sim_record import EXPERT_TOPIC
+from env_actor.tools.cli import exit_codes
 
 SIM_PARAMS = share_path('config', 'sim.yaml')
 
@@ -208,6 +209,7 @@ def train(demos: Path, out: Path, policy: str = 'flow_matching',
     return summary
 
 
+@exit_codes
 def main(args: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description='Behaviour cloning from rosbag2 demos into '
                                                  'a policy bundle.')
