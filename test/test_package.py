@@ -62,3 +62,31 @@ def test_every_make_target_isolates_dds():
     makefile = (ROOT / 'Makefile').read_text()
     assert 'export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST' in makefile
     assert 'export ROS_DOMAIN_ID' in makefile
+
+
+def test_a_non_editable_install_finds_its_data_and_runs(tmp_path):
+    """`pip install .` (not editable) into a target folder, used from elsewhere: the
+    package finds config/ and policies/ in its installed share folder, not the checkout."""
+    import subprocess
+    import sys
+    target = tmp_path / 'site'
+    build = subprocess.run(
+        [sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--no-build-isolation',
+         '--target', str(target), str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-3000:]
+    # -I: no PYTHONPATH, no cwd; the installed copy goes first on sys.path (the editable
+    # install of the checkout in this venv is only consulted after it)
+    code = (f'import sys; sys.path.insert(0, {str(target)!r})\n'
+            'import env_actor\n'
+            'from env_actor.tools.share import share_path\n'
+            'from env_actor.policy.utils.loader import build_ready_bundle\n'
+            f'assert env_actor.__file__.startswith({str(target)!r}), env_actor.__file__\n'
+            'for parts in (("config", "sim.yaml"), ("policies", "sim_flow", "policy.yaml"),\n'
+            '              ("launch", "policy.launch.py")):\n'
+            f'    assert str(share_path(*parts)).startswith({str(target)!r}), share_path(*parts)\n'
+            'bundle = build_ready_bundle(share_path("policies", "sim_flow", "policy.yaml"))\n'
+            'print(type(bundle.policy).__name__)\n')
+    run = subprocess.run([sys.executable, '-I', '-c', code], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip() == 'FlowMatchingPolicy'
