@@ -121,7 +121,6 @@ class PolicyNode(LifecycleNode):
         self.spec: Optional[PolicySpec] = None
         self.executor_core = None
         self.joints: Optional[JointStateConverter] = None
-        self._active = False               # commanding: set last in activate, cleared first
         self._input_errors: dict[str, str] = {}
         self._error_lock = threading.Lock()
         self._last_counts: dict[str, int] = {}
@@ -297,19 +296,18 @@ class PolicyNode(LifecycleNode):
         self.last_error = ''
         self.executor_core.reset_episode()
         self._was_commanding = False
-        self._active = True
         self.get_logger().info(f'commanding with {self.config.algorithm} at '
                                f'{self.config.control_frequency:g} Hz')
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_commanding()
+        self._stop_commanding(state.label == 'active')
         return super().on_deactivate(state)
 
-    def _stop_commanding(self) -> None:
-        """Leave the commanding state; the controller gets a hold of the last safe action."""
-        if self._active:
-            self._active = False
+    def _stop_commanding(self, was_active: bool) -> None:
+        """Leaving `active` (the callbacks get the state they leave): the controller gets
+        a hold of the last safe action while the publishers are still enabled."""
+        if was_active:
             self._send_hold()
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -318,7 +316,7 @@ class PolicyNode(LifecycleNode):
         return result
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_commanding()
+        self._stop_commanding(state.label == 'active')
         self._wait_for_delivery()
         result = super().on_shutdown(state)
         self._release()
@@ -327,7 +325,7 @@ class PolicyNode(LifecycleNode):
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         """A transition raised: hold, release timers, subscriptions and the inference
         process, report, and go back to unconfigured."""
-        self._stop_commanding()
+        self._stop_commanding(state.label == 'active')
         self._release()
         super().on_error(state)
         self.last_error = f'transition from {state.label!r} failed: see the log'
@@ -339,7 +337,6 @@ class PolicyNode(LifecycleNode):
         super().destroy_node()
 
     def _release(self) -> None:
-        self._active = False
         for entity in self._entities:
             if hasattr(entity, 'cancel'):
                 entity.cancel()
@@ -399,7 +396,7 @@ class PolicyNode(LifecycleNode):
     # -- control loop ----------------------------------------------------------------------
     def _on_control_tick(self) -> None:
         core = self.executor_core
-        if not self._active or core is None:
+        if core is None or self.lifecycle_state != 'active':
             return
         self._tick_wall.append(time.monotonic())
         result = core.on_tick(self._now())
@@ -484,7 +481,7 @@ class PolicyNode(LifecycleNode):
 
     def stop_safely(self) -> None:
         """Every exit path: hold, let the hold go out, release the policy process."""
-        self._stop_commanding()
+        self._stop_commanding(self.lifecycle_state == 'active')
         self._wait_for_delivery()
         if self.executor_core is not None:
             self._release()
@@ -548,7 +545,7 @@ class PolicyNode(LifecycleNode):
         message = f'{core.state}: {core.reason}' if core.reason else core.state
         if errors:
             message += ' | ' + '; '.join(f'{k}: {v}' for k, v in errors.items())
-        if not self._active:
+        if self.lifecycle_state != 'active':
             reason = self.last_error or self._reference_error
             level = DiagnosticStatus.ERROR if reason else DiagnosticStatus.WARN
             message = f'{self.lifecycle_state}: not commanding' + (f': {reason}'
