@@ -197,10 +197,15 @@ class NodeConfig:
             inference_timeout=float(self.inference_timeout))
 
     def limits(self, key: str) -> Optional[list]:
-        values = self.values[f'safety.{key}']
-        if not values:
-            return None
-        return values[0] if len(values) == 1 else list(values)
+        return safety_limit(self.values[f'safety.{key}'])
+
+
+def safety_limit(values: list):
+    """A safety list parameter as SafetyFilter takes it: None ([]), one value for every
+    joint, or one per joint."""
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else list(values)
 
 
 def _coerce_integer_overrides(node) -> None:

@@ -64,7 +64,7 @@ from env_actor.ros.conversion_worker import ConversionWorker
 from env_actor.ros.conversions import (action_to_command, chunk_to_trajectory,
                                        diagnostic_status, JointStateConverter)
 from env_actor.ros.params import (declare_parameters, NodeConfig, PARAMETER_BY_NAME,
-                                  parameter_value, read_node_config)
+                                  parameter_value, read_node_config, safety_limit)
 from env_actor.runtime.factory import build_executor, make_executor
 from env_actor.runtime.inference_process import ProcessInferenceWorker
 from env_actor.runtime.observation import PROPRIO
@@ -90,13 +90,6 @@ class _RosLogHandler(logging.Handler):
             self._ros_logger.warning(text)
         else:
             self._ros_logger.info(text)
-
-
-def _limit(values: list):
-    """A safety parameter as SafetyFilter takes it: None, one value or a list."""
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else list(values)
 
 
 class PolicyNode(LifecycleNode):
@@ -164,7 +157,7 @@ class PolicyNode(LifecycleNode):
                   ('safety.position_lower', 'safety.position_upper', 'safety.max_velocity')}
         values.update({p.name: [float(v) for v in p.value] for p in parameters})
         try:
-            limits = SafetyFilter(core.safety.dim, *[_limit(values[k]) for k in (
+            limits = SafetyFilter(core.safety.dim, *[safety_limit(values[k]) for k in (
                 'safety.position_lower', 'safety.position_upper', 'safety.max_velocity')],
                 control_period=self.config.control_period)
         except (ValueError, TypeError) as exc:
