@@ -54,10 +54,7 @@ class Feeder:
         self.cam.publish(msg)
 
 
-def make_node(harness, policy_yaml, *overrides, node_class=PolicyNode, node_name='env_actor',
-              add=True):
-    """A node for the two-joint, one-camera test policy; `overrides` replace or add
-    parameters; `add` spins it on the harness executor."""
+def make_node(harness, policy_yaml, override=None):
     parameters = [
         Parameter('policy_yaml', value=str(policy_yaml)),
         Parameter('state_joint_names', value=JOINTS),
@@ -68,11 +65,10 @@ def make_node(harness, policy_yaml, *overrides, node_class=PolicyNode, node_name
         Parameter('camera_max_age', value=0.3),
         Parameter('safety.max_velocity', value=[4.0]),
     ]
-    names = {p.name for p in overrides}
-    parameters = [p for p in parameters if p.name not in names] + list(overrides)
-    node = node_class(node_name, context=harness.context, parameter_overrides=parameters)
-    if add:
-        harness.add_node(node)
+    if override is not None:
+        parameters = [p for p in parameters if p.name != override.name] + [override]
+    node = PolicyNode(context=harness.context, parameter_overrides=parameters)
+    harness.add_node(node)
     return node
 
 
@@ -208,9 +204,13 @@ def test_exception_in_a_callback_holds_then_exits_non_zero(tmp_path):
     harness = Harness()
     Feeder(harness)
     prompt = harness.probe.create_publisher(String, 'prompt', 10)
-    node = make_node(harness, tiny_policy(tmp_path), Parameter('prompt_topic', value='prompt'),
-                     Parameter('inference_mode', value='thread'),
-                     Parameter('autostart', value=True), node_class=ExplodingNode, add=False)
+    node = ExplodingNode(context=harness.context, parameter_overrides=[
+        Parameter('policy_yaml', value=str(tiny_policy(tmp_path))),
+        Parameter('state_joint_names', value=JOINTS),
+        Parameter('action_joint_names', value=JOINTS), Parameter('cameras', value=['head']),
+        Parameter('min_num_actions_executed', value=5),
+        Parameter('prompt_topic', value='prompt'),
+        Parameter('inference_mode', value='thread'), Parameter('autostart', value=True)])
     executor = SingleThreadedExecutor(context=harness.context)
     executor.add_node(node)
     codes = []

@@ -124,7 +124,12 @@ def test_inactive_node_cannot_command_and_a_raising_transition_releases_everythi
     finally:
         harness.close()
     harness = Harness()
-    broken = make_node(harness, tiny_policy(tmp_path), node_class=BrokenActivate)
+    broken = BrokenActivate(context=harness.context, parameter_overrides=[
+        Parameter('policy_yaml', value=str(tiny_policy(tmp_path))),
+        Parameter('state_joint_names', value=['j1', 'j2']),
+        Parameter('action_joint_names', value=['j1', 'j2']), Parameter('cameras', value=['head']),
+        Parameter('min_num_actions_executed', value=5)])
+    harness.add_node(broken)
     try:
         broken.trigger_configure()
         assert broken.executor_core is not None
@@ -146,7 +151,12 @@ def test_operators_see_state_changes_runtime_warnings_and_a_unique_status_name(t
     harness.probe.create_subscription(Log, '/rosout', lambda m: lines.append(m), 100)
     # a name of its own: rcl routes a logger name to the /rosout publisher of the first
     # node of that name in the process, and earlier tests made many `env_actor` nodes
-    node = make_node(harness, tiny_policy(tmp_path), node_name='env_actor_logs')
+    node = PolicyNode('env_actor_logs', context=harness.context, parameter_overrides=[
+        Parameter('policy_yaml', value=str(tiny_policy(tmp_path))),
+        Parameter('state_joint_names', value=['j1', 'j2']),
+        Parameter('action_joint_names', value=['j1', 'j2']), Parameter('cameras', value=['head']),
+        Parameter('min_num_actions_executed', value=5)])
+    harness.add_node(node)
     try:
         assert node.status_name == 'env_actor_logs: policy'
         run_until_commands(harness, node)
