@@ -45,9 +45,10 @@ mutation: setup
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children 2 || true
 	$(PY) bench/mutation_score.py
 
-## lock: rewrite constraints.txt from the current .venv
+## lock: rewrite constraints.txt from the current .venv (torch pinned by public version)
 lock:
-	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' \
+		| sed -E 's/^(torch==[^+]+)\+.*/\1/' > constraints.txt
 
 clean:
 	rm -rf $(VENV) build *.egg-info mutants

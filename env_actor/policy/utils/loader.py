@@ -154,6 +154,21 @@ def check_state_dict(module: nn.Module, state: dict, name: str, source: PathLike
         raise PolicyLoadError(f'checkpoint {source} for component {name!r}: {problem}')
 
 
+def available_policy_types() -> list[str]:
+    """Return every policy type that can be built: registered ones and those on disk.
+
+    Policies are imported lazily, so the registry alone may be empty; a policy on disk is
+    a package `env_actor/policy/policies/<type>/` holding `<type>.py`.
+
+    Returns:
+        The sorted policy type names.
+    """
+    package_dir = Path(importlib.import_module(POLICY_PACKAGE).__file__).parent
+    on_disk = {entry.name for entry in package_dir.iterdir()
+               if (entry / f'{entry.name}.py').is_file()}
+    return sorted(on_disk | set(POLICY_REGISTRY.names()))
+
+
 def resolve_policy_class(policy_type: str, source: PathLike = '<policy YAML>') -> type:
     """Return the class registered as `policy_type`, importing only its own module.
 
@@ -163,7 +178,7 @@ def resolve_policy_class(policy_type: str, source: PathLike = '<policy YAML>') -
     """
     if not _IDENTIFIER.match(policy_type) or keyword.iskeyword(policy_type):
         raise PolicyLoadError(f'{source}: `policy.type` {policy_type!r} is not a plain '
-                              f'identifier; registered: {POLICY_REGISTRY.names()}')
+                              f'identifier; available: {available_policy_types()}')
     if policy_type not in POLICY_REGISTRY:
         module_name = f'{POLICY_PACKAGE}.{policy_type}.{policy_type}'
         try:
@@ -173,11 +188,11 @@ def resolve_policy_class(policy_type: str, source: PathLike = '<policy YAML>') -
                 raise  # the policy module exists but one of its imports is missing
             raise PolicyLoadError(
                 f'{source}: unknown policy type {policy_type!r} (no module {module_name}); '
-                f'registered: {POLICY_REGISTRY.names()}') from None
+                f'available: {available_policy_types()}') from None
         if policy_type not in POLICY_REGISTRY:
             raise PolicyLoadError(
                 f'{source}: module {module_name} did not register {policy_type!r} with '
-                f'@POLICY_REGISTRY.register; registered: {POLICY_REGISTRY.names()}')
+                f'@POLICY_REGISTRY.register; available: {available_policy_types()}')
     return POLICY_REGISTRY.get(policy_type)
 
 
