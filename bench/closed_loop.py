@@ -13,7 +13,6 @@ Prints a table and writes bench/results/closed_loop.json.
 
 Usage: python bench/closed_loop.py [--episodes 40] [--rate 20]
 """
-import argparse
 import math
 from pathlib import Path
 import sys
@@ -23,7 +22,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from common import machine, table, write_results  # noqa: E402
+from common import machine, parser as bench_parser, table, write_results  # noqa: E402
 
 from env_actor.policy.utils.loader import build_ready_bundle  # noqa: E402
 from env_actor.policy.utils.spec import PolicySpec  # noqa: E402
@@ -35,12 +34,14 @@ ALGORITHMS = ('sequential', 'naive_async', 'rtc')
 EXTRA_MS = (0, 100, 200, 300)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--episodes', type=int, default=40)
+def main(args=None) -> int:
+    parser = bench_parser(__doc__.splitlines()[0], 'closed_loop')
+    parser.add_argument('--episodes', type=int, default=40,
+                        help='episodes per algorithm and delay (same seeds for each)')
     parser.add_argument('--rate', type=float, default=20.0, help='control rate, Hz')
-    parser.add_argument('--first-seed', type=int, default=20_000)
-    opts = parser.parse_args()
+    parser.add_argument('--first-seed', type=int, default=20_000,
+                        help='seed of the first episode; episode k uses first-seed + k')
+    opts = parser.parse_args(args)
     bundle = build_ready_bundle(POLICY)
     spec = PolicySpec.from_config(bundle.config['policy'], POLICY)
     latency = float(np.median([measure_latency(bundle, spec, True) for _ in range(10)]))
@@ -86,7 +87,8 @@ def main() -> int:
                  'jerk'], rows))
     path = write_results('closed_loop', {'machine': machine(), 'rate_hz': opts.rate,
                                          'policy_latency_ms': latency * 1e3,
-                                         'episodes': opts.episodes, 'results': results})
+                                         'episodes': opts.episodes, 'results': results},
+                         out=opts.out)
     print(f'wrote {path}')
     return 0
 

@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 import platform
 import time
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -37,8 +37,29 @@ def table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     return '\n'.join(lines)
 
 
-def write_results(name: str, data: dict, suffix: str = '') -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f'{name}{suffix}.json'
+def parser(description: str, name: str):
+    """Return an argument parser that shows defaults and has the shared `--out` option.
+
+    Args:
+        description: the benchmark's one-line description.
+        name: the result file's stem under bench/results/.
+    """
+    from env_actor.tools.cli import tool_parser
+    result = tool_parser(description)
+    result.add_argument('--out', type=Path, default=None,
+                        help=f'result JSON (default: bench/results/{name}.json, the tracked '
+                             'file the docs quote: pass another path to keep it unchanged)')
+    return result
+
+
+def write_results(name: str, data: dict, suffix: str = '',
+                  out: Optional[Path] = None) -> Path:
+    """Write `data` as JSON to `out`, or to the tracked bench/results/<name><suffix>.json.
+
+    Returns:
+        The path written.
+    """
+    path = Path(out) if out is not None else RESULTS / f'{name}{suffix}.json'
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1), encoding='utf-8')
     return path

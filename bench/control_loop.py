@@ -26,7 +26,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from common import machine, table, write_results  # noqa: E402
+from common import machine, parser as bench_parser, table, write_results  # noqa: E402
 
 PARAMS = ROOT / 'test' / 'fixtures' / 'node_params.yaml'
 FLOW = ROOT / 'env_actor' / 'policy' / 'policies' / 'flow_matching' / 'flow_matching.yaml'
@@ -60,7 +60,8 @@ def run_role(role: str, duration: float, out: Path) -> None:
     from rclpy.executors import SingleThreadedExecutor
     rclpy.init()
     ticks: list = []
-    rss_30 = None
+    rss_early = None
+    early_s = min(30.0, duration / 4)  # memory growth is measured from here to the end
     executor = SingleThreadedExecutor()
     node = None
     if role == 'bare':
@@ -86,11 +87,11 @@ def run_role(role: str, duration: float, out: Path) -> None:
     cpu_start = time.process_time()
     while time.monotonic() - start < duration:
         executor.spin_once(timeout_sec=0.1)
-        if rss_30 is None and time.monotonic() - start >= 30.0:
-            rss_30 = rss_mb()
+        if rss_early is None and time.monotonic() - start >= early_s:
+            rss_early = rss_mb()
     elapsed = time.monotonic() - start
     result = {'cpu_percent': 100.0 * (time.process_time() - cpu_start) / elapsed,
-              'rss_30s_mb': rss_30, 'rss_end_mb': rss_mb(), 'duration_s': elapsed}
+              'rss_early_mb': rss_early, 'rss_early_s': early_s, 'rss_end_mb': rss_mb(), 'duration_s': elapsed}
     if len(ticks) > 2:
         result.update(tick_stats(ticks, 1.0 / RATE))
     if role != 'bare':
@@ -128,7 +129,7 @@ def orchestrate(opts: argparse.Namespace) -> int:
                 out = Path(tmp) / 'result.json'
                 print(f'running {role} for {duration:.0f} s ...', flush=True)
                 subprocess.run([sys.executable, __file__, '--role', role, '--duration',
-                                str(duration), '--out', str(out)], check=True,
+                                str(duration), '--role-out', str(out)], check=True,
                                env=dict(os.environ), stderr=subprocess.DEVNULL)
                 results[role] = json.loads(out.read_text())
     finally:
@@ -136,7 +137,7 @@ def orchestrate(opts: argparse.Namespace) -> int:
         sensors.wait(timeout=10)
     bare, node, pipe = results['bare'], results['node'], results['pipeline']
     ratio = node['dev_p99_ms'] / max(bare['dev_p99_ms'], 1e-9)
-    rss_growth = (node['rss_end_mb'] - node['rss_30s_mb']) / node['rss_30s_mb'] * 100.0
+    rss_growth = (node['rss_end_mb'] - node['rss_early_mb']) / node['rss_early_mb'] * 100.0
     rows = [[name, r.get('ticks', '-'), r.get('dev_p50_ms', float('nan')),
              r.get('dev_p99_ms', float('nan')), r.get('dev_max_ms', float('nan')),
              r.get('missed_ticks', '-'), r.get('late_ticks', '-'), r['cpu_percent'],
@@ -147,8 +148,8 @@ def orchestrate(opts: argparse.Namespace) -> int:
           f'deviation from the period')
     print(table(['run', 'ticks', 'dev p50 ms', 'dev p99 ms', 'dev max ms', 'missed',
                  'late > T/2', 'CPU %', 'RSS MB'], rows))
-    print(f'node/bare p99 ratio: {ratio:.2f} (target <= 1.5); node RSS 30 s -> end: '
-          f'{node["rss_30s_mb"]:.1f} -> {node["rss_end_mb"]:.1f} MB ({rss_growth:+.1f} %, '
+    print(f'node/bare p99 ratio: {ratio:.2f} (target <= 1.5); node RSS '
+          f'{node["rss_early_s"]:.0f} s -> end: {node["rss_early_mb"]:.1f} -> {node["rss_end_mb"]:.1f} MB ({rss_growth:+.1f} %, '
           f'target within 5 %)')
     print(f'inference: {node["inferences"]} calls, p50 {node["inference_p50_ms"]:.0f} ms, '
           f'busy {100 * node["inference_busy_fraction"]:.0f} % of the time, est_delay '
@@ -159,23 +160,27 @@ def orchestrate(opts: argparse.Namespace) -> int:
     path = write_results('control_loop', {'machine': machine(), 'rate_hz': RATE,
                                           'duration_s': opts.duration, 'results': results,
                                           'p99_ratio_node_over_bare': ratio,
-                                          'rss_growth_percent': rss_growth})
+                                          'rss_growth_percent': rss_growth}, out=opts.out)
     print(f'wrote {path}')
     return 0
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--duration', type=float, default=120.0)
-    parser.add_argument('--pipeline-duration', type=float, default=20.0)
-    parser.add_argument('--role', choices=('bare', 'pipeline', 'node'))
-    parser.add_argument('--out', type=Path)
+def main(args=None) -> int:
+    parser = bench_parser(__doc__.splitlines()[0], 'control_loop')
+    parser.add_argument('--duration', type=float, default=120.0,
+                        help='seconds of the bare-timer run and of the active-node run')
+    parser.add_argument('--pipeline-duration', type=float, default=20.0,
+                        help='seconds of the inactive-node (observation pipeline) run')
+    parser.add_argument('--role', choices=('bare', 'pipeline', 'node'),
+                        help='internal: run one role in this process and write its '
+                             'measurements to --role-out')
+    parser.add_argument('--role-out', type=Path, help='internal: see --role')
     parser.add_argument('--torch-threads', type=int, default=0,
                         help='torch threads of the node (0 = torch default)')
-    opts = parser.parse_args()
+    opts = parser.parse_args(args)
     os.environ['BENCH_TORCH_THREADS'] = str(opts.torch_threads)
     if opts.role:
-        run_role(opts.role, opts.duration, opts.out)
+        run_role(opts.role, opts.duration, opts.role_out)
         return 0
     return orchestrate(opts)
 

@@ -16,7 +16,6 @@ node goes through: camera drop-out (2 s), joint-state drop-out (1.5 s), NaN join
     hold      first hold trajectory received - signal sent; exit = process exit
 Prints a table (median and max over the repeats) and writes bench/results/faults.json.
 """
-import argparse
 import os
 from pathlib import Path
 import signal
@@ -28,7 +27,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / 'test')]
-from common import machine, table, write_results  # noqa: E402
+from common import machine, parser as bench_parser, table, write_results  # noqa: E402
 
 
 def one_run(tmp: Path) -> dict:
@@ -82,10 +81,10 @@ def one_run(tmp: Path) -> dict:
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--repeats', type=int, default=3)
-    opts = parser.parse_args()
+def main(args=None) -> int:
+    parser = bench_parser(__doc__.splitlines()[0], 'faults')
+    parser.add_argument('--repeats', type=int, default=3, help='runs of each fault')
+    opts = parser.parse_args(args)
     from env_actor.tools.ros_env import isolate_ros_env
     isolate_ros_env()
     runs = []
@@ -104,7 +103,7 @@ def main() -> int:
     print(table(['fault', 'stop/detect median s', 'max s', 'resume median s', 'max s'],
                 rows))
     path = write_results('faults', {'repeats': opts.repeats, 'faults': result,
-                                    'machine': machine()})
+                                    'machine': machine()}, out=opts.out)
     print(f'wrote {path}')
     return 0
 

@@ -6,7 +6,6 @@ Prints a Markdown table and writes bench/results/inference[-<device>].json.
 
 Usage: python bench/inference.py [--repeats 20] [--device cpu|cuda]
 """
-import argparse
 from pathlib import Path
 import sys
 import time
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, percentiles_ms, table, write_results  # noqa: E402
+from common import machine, parser as bench_parser, percentiles_ms, table, write_results  # noqa: E402
 
 from env_actor.policy.utils.loader import build_ready_bundle  # noqa: E402
 from env_actor.tools.smoke import synthetic_input  # noqa: E402
@@ -34,11 +33,12 @@ def time_calls(fn, repeats: int, sync) -> list:
     return samples
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--repeats', type=int, default=20)
-    parser.add_argument('--device', default='cpu')
-    opts = parser.parse_args()
+def main(args=None) -> int:
+    parser = bench_parser(__doc__.splitlines()[0], 'inference[-<device>]')
+    parser.add_argument('--repeats', type=int, default=20,
+                        help='timed calls of each method after warm-up')
+    parser.add_argument('--device', default='cpu', help='torch device: cpu, cuda, cuda:N')
+    opts = parser.parse_args(args)
     sync = (lambda: torch.cuda.synchronize()) if opts.device.startswith('cuda') else \
         (lambda: None)
     rows, results = [], {}
@@ -71,7 +71,7 @@ def main() -> int:
                                        'shapes': {'proprio': [50, 24], 'cameras': 3,
                                                   'image': [240, 320], 'H': 50,
                                                   'action_dim': 24, 'flow_steps': 10},
-                                       'results': results}, suffix)
+                                       'results': results}, suffix, out=opts.out)
     print(f'wrote {path}')
     return 0
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import sys
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import table, write_results  # noqa: E402
+from common import parser as bench_parser, table, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DETECTED = {'killed', 'timeout', 'segfault', 'caught by type check', 'suspicious'}
@@ -23,7 +23,8 @@ def status(code) -> str:
     return status_by_exit_code[code]
 
 
-def main() -> int:
+def main(args=None) -> int:
+    opts = bench_parser(__doc__.splitlines()[0], 'mutation').parse_args(args)
     metas = sorted((ROOT / 'mutants').glob('**/*.py.meta'))
     if not metas:
         print('no mutmut results: run `make mutation`')
@@ -51,7 +52,7 @@ def main() -> int:
             print(f"\n{module}: {len(r['survivors'])} survivors")
             for name in r['survivors']:
                 print(f'  {name}')
-    print(f"\nwrote {write_results('mutation', result)}")
+    print(f"\nwrote {write_results('mutation', result, out=opts.out)}")
     return 0
 
 

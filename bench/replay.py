@@ -7,7 +7,6 @@ Prints a table and writes bench/results/replay.json.
 
 Usage: python bench/replay.py [--duration 60]
 """
-import argparse
 from pathlib import Path
 import sys
 import tempfile
@@ -16,7 +15,7 @@ import time
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from common import machine, table, write_results  # noqa: E402
+from common import machine, parser as bench_parser, table, write_results  # noqa: E402
 
 from env_actor.ros.params import config_from_params_file  # noqa: E402
 from env_actor.tools.bag_io import absolute_topic  # noqa: E402
@@ -27,10 +26,11 @@ PARAMS = ROOT / 'config' / 'igris_b.yaml'
 FLOW = ROOT / 'env_actor' / 'policy' / 'policies' / 'flow_matching' / 'flow_matching.yaml'
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--duration', type=float, default=60.0)
-    opts = parser.parse_args()
+def main(args=None) -> int:
+    parser = bench_parser(__doc__.splitlines()[0], 'replay')
+    parser.add_argument('--duration', type=float, default=60.0,
+                        help='length of the synthetic episode that is replayed, s')
+    opts = parser.parse_args(args)
     cfg = config_from_params_file(PARAMS, {'policy_yaml': str(FLOW)})
     rows, results = [], {}
     for storage in ('mcap', 'sqlite3'):
@@ -56,7 +56,8 @@ def main() -> int:
     print(f'offline evaluation of a {opts.duration:.0f} s episode (3 x 640x480 JPEG at 30 Hz, '
           f'joint states at 100 Hz), flow_matching at igris_b shapes, RTC s = 35')
     print(table(['storage', 'bag MB', 'ticks', 'chunks', 'wall s', 'x real time'], rows))
-    path = write_results('replay', {'machine': machine(), 'results': results})
+    path = write_results('replay', {'machine': machine(), 'results': results},
+                         out=opts.out)
     print(f'wrote {path}')
     return 0
 

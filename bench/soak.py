@@ -14,7 +14,6 @@ ticks = control periods elapsed between the first and last diagnostics minus the
 node counted (+-1 from diagnostics arrival jitter). Prints a table and writes
 bench/results/soak.json. Target: growth < 1 MB / 10 min, 0 unsafe commands, 0 missed.
 """
-import argparse
 from collections import deque
 from pathlib import Path
 import subprocess
@@ -25,7 +24,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table, write_results  # noqa: E402
+from common import machine, parser as bench_parser, table, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = ROOT / 'config' / 'sim.yaml'
@@ -111,11 +110,12 @@ class CommandChecker:
         self.prev = c
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--minutes', type=float, default=10.0)
-    parser.add_argument('--sample', type=float, default=10.0, help='seconds')
-    opts = parser.parse_args()
+def main(args=None) -> int:
+    parser = bench_parser(__doc__.splitlines()[0], 'soak')
+    parser.add_argument('--minutes', type=float, default=10.0, help='length of the soak run')
+    parser.add_argument('--sample', type=float, default=10.0,
+                        help='seconds between memory and counter samples')
+    opts = parser.parse_args(args)
     from env_actor.tools.ros_env import isolate_ros_env
     domain = isolate_ros_env()
     import rclpy
@@ -224,7 +224,7 @@ def main() -> int:
           f"missed {missed}, starved {result['starved_ticks']}, stale "
           f"{result['stale_ticks']}, fault {result['fault_ticks']}; total growth "
           f"{result['growth_total_mb_per_10min']:.2f} MB / 10 min")
-    path = write_results('soak', result)
+    path = write_results('soak', result, out=opts.out)
     print(f'wrote {path}')
     return 0 if checker.unsafe == 0 else 1
 

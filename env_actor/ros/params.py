@@ -143,6 +143,17 @@ def parameter_table() -> str:
     return '\n'.join(rows)
 
 
+def parameter_help() -> str:
+    """Plain-text parameter list for `env-actor-node --help`: name, type, default, text."""
+    lines = []
+    for p in PARAMETERS:
+        extra = f" One of: {', '.join(p.choices)}." if p.choices else ''
+        live = ' Live.' if p.live else ''
+        lines.append(f'  {p.name} ({p.kind}, default {p.default!r}): '
+                     f'{p.description}{extra}{live}')
+    return '\n'.join(lines)
+
+
 @dataclass
 class CameraConfig:
     name: str

@@ -64,7 +64,8 @@ from env_actor.ros.conversion_worker import ConversionWorker
 from env_actor.ros.conversions import (action_to_command, chunk_to_trajectory,
                                        diagnostic_status, JointStateConverter)
 from env_actor.ros.params import (declare_parameters, NodeConfig, PARAMETER_BY_NAME,
-                                  parameter_value, read_node_config, safety_limit)
+                                  parameter_help, parameter_value, read_node_config,
+                                  safety_limit)
 from env_actor.runtime.factory import build_executor, make_executor
 from env_actor.runtime.inference_process import ProcessInferenceWorker
 from env_actor.runtime.observation import PROPRIO
@@ -582,6 +583,17 @@ def spin_until_stopped(node: PolicyNode, executor, stop: threading.Event) -> int
     return code
 
 
+NODE_USAGE = """usage: env-actor-node [-h] --ros-args --params-file FILE [-p NAME:=VALUE ...]
+
+The env_actor lifecycle policy node (what `ros2 run env_actor policy_node` starts).
+Parameters come from a params file and `-p` overrides after --ros-args; with
+autostart false it waits for configure/activate (`ros2 lifecycle set`).
+SIGINT/SIGTERM hold the robot, then exit 0.
+
+parameters:
+"""
+
+
 def main(args=None) -> int:
     """Console entry point (`env-actor-node --ros-args --params-file f.yaml -p k:=v`).
 
@@ -589,6 +601,11 @@ def main(args=None) -> int:
     the hold goes out: the executor stops, the node holds and releases, exit code 0. An
     exception in a callback also holds first, then exits with code 1.
     """
+    argv = list(sys.argv[1:] if args is None else args)
+    own_args = argv[:argv.index('--ros-args')] if '--ros-args' in argv else argv
+    if '-h' in own_args or '--help' in own_args:
+        print(NODE_USAGE + parameter_help())
+        return 0
     stop = threading.Event()
     try:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)

@@ -9,7 +9,6 @@ timing scaled by --rate; /clock carries the bag time, so a node with use_sim_tim
 exactly as under `ros2 bag play --clock`. With --record, the listed topics (e.g. the
 node's trajectory and command outputs) are written to a new bag stamped with bag time.
 """
-import argparse
 from pathlib import Path
 import threading
 import time
@@ -23,7 +22,7 @@ from rosgraph_msgs.msg import Clock
 
 from env_actor.tools.bag_io import (BagError, BagWriter, message_class, open_bag,
                                     read_messages, topic_types)
-from env_actor.tools.cli import exit_codes
+from env_actor.tools.cli import exit_codes, tool_parser
 
 KNOWN_OUTPUTS = {'trajectory_msgs/msg/JointTrajectory', 'std_msgs/msg/Float64MultiArray',
                  'diagnostic_msgs/msg/DiagnosticArray'}
@@ -160,21 +159,24 @@ def parse_remaps(items: Sequence[str]) -> dict:
 
 @exit_codes
 def main(args: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = tool_parser(
         description='Play a rosbag2 over DDS with /clock (like ros2 bag play --clock) and '
                     'optionally record output topics to a new bag.')
-    parser.add_argument('bag', type=Path)
-    parser.add_argument('--rate', type=float, default=1.0)
-    parser.add_argument('--start-offset', type=float, default=0.0, help='seconds')
-    parser.add_argument('--topics', nargs='*', default=None, help='default: all')
-    parser.add_argument('--remap', nargs='*', default=[], help='OLD:=NEW')
-    parser.add_argument('--clock-frequency', type=float, default=100.0)
-    parser.add_argument('--no-clock', action='store_true')
-    parser.add_argument('--record', type=Path, default=None, help='output bag folder')
+    parser.add_argument('bag', type=Path, help='rosbag2 folder, or a single .mcap file')
+    parser.add_argument('--rate', type=float, default=1.0, help='playback speed factor')
+    parser.add_argument('--start-offset', type=float, default=0.0, help='start this many seconds into the bag')
+    parser.add_argument('--topics', nargs='*', default=None,
+                        help='topics to play (default: all the player can play)')
+    parser.add_argument('--remap', nargs='*', default=[], help='topic remaps OLD:=NEW')
+    parser.add_argument('--clock-frequency', type=float, default=100.0,
+                        help='/clock publish rate, Hz')
+    parser.add_argument('--no-clock', action='store_true', help='do not publish /clock')
+    parser.add_argument('--record', type=Path, default=None, help='output bag folder for --record-topics (default: record nothing)')
     parser.add_argument('--record-topics', nargs='*', default=[],
                         help='TOPIC or TOPIC=TYPE (default type: JointTrajectory for '
                              '*trajectory*, Float64MultiArray otherwise)')
-    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap',
+                        help='storage format of --record')
     parser.add_argument('--tail', type=float, default=1.0,
                         help='seconds of /clock after the last message')
     parser.add_argument('--wait-subscribers', type=float, default=5.0,

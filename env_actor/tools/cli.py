@@ -1,5 +1,6 @@
 """Exit codes shared by the console tools: 0 success, 1 a run that failed, 2 a usage or
 input error (one line on stderr naming what is wrong, never a traceback)."""
+import argparse
 import functools
 from pathlib import Path
 import sys
@@ -26,3 +27,25 @@ def exit_codes(main: Callable[[Optional[Sequence[str]]], int]):
         except KeyboardInterrupt:
             return 130
     return wrapper
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that ends each option with its default, except for flags, unset (None)
+    defaults and help texts that already say `(default: ...)` in words."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if (action.default is None or isinstance(action.default, bool)
+                or '(default: ' in (action.help or '')):
+            return action.help or ''
+        return super()._get_help_string(action)
+
+
+def tool_parser(description: str, **kwargs) -> argparse.ArgumentParser:
+    """Return an ArgumentParser for a console tool whose `--help` shows every default.
+
+    Args:
+        description: the tool's description (first line of its module docstring).
+        **kwargs: passed on to argparse.ArgumentParser.
+    """
+    return argparse.ArgumentParser(description=description,
+                                   formatter_class=DefaultsHelpFormatter, **kwargs)

@@ -9,7 +9,6 @@ progress (episode, success, inference latency, est_delay) and a summary, and wri
 strip of head-camera frames of the first episode to OUT/demo_strip.png. Bounded: it stops
 after --episodes episodes or --timeout seconds.
 """
-import argparse
 import json
 from pathlib import Path
 import subprocess
@@ -22,7 +21,7 @@ import numpy as np
 
 from env_actor.runtime.executor import ALGORITHMS
 from env_actor.tools.share import share_path
-from env_actor.tools.cli import exit_codes
+from env_actor.tools.cli import exit_codes, tool_parser
 
 SIM_PARAMS = share_path('config', 'sim.yaml')
 SHIPPED = share_path('policies', 'sim_flow', 'policy.yaml')
@@ -30,14 +29,18 @@ SHIPPED = share_path('policies', 'sim_flow', 'policy.yaml')
 
 @exit_codes
 def main(args: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--episodes', type=int, default=5)
-    parser.add_argument('--seed', type=int, default=100)
-    parser.add_argument('--algorithm', default='rtc',
-                        choices=ALGORITHMS)
-    parser.add_argument('--policy-yaml', type=Path, default=SHIPPED)
-    parser.add_argument('--out', type=Path, default=Path('out'))
-    parser.add_argument('--timeout', type=float, default=300.0)
+    parser = tool_parser(__doc__.splitlines()[0])
+    parser.add_argument('--episodes', type=int, default=5, help='episodes to run')
+    parser.add_argument('--seed', type=int, default=100,
+                        help='seed of the first episode (target and start pose)')
+    parser.add_argument('--algorithm', default='rtc', choices=ALGORITHMS,
+                        help='control algorithm of the policy node')
+    parser.add_argument('--policy-yaml', type=Path, default=SHIPPED,
+                        help='policy YAML the node runs (default: the shipped sim_flow)')
+    parser.add_argument('--out', type=Path, default=Path('out'),
+                        help='folder for the summary, logs and the camera strip')
+    parser.add_argument('--timeout', type=float, default=300.0,
+                        help='give up after this many seconds')
     opts = parser.parse_args(args)
     from env_actor.tools.ros_env import isolate_ros_env
     domain = isolate_ros_env()

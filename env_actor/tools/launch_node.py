@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Optional, Sequence
 
+from env_actor.tools.cli import tool_parser
 
 
 def default_params_file() -> Path:
@@ -32,13 +33,18 @@ def ros_arguments(opts: argparse.Namespace) -> list[str]:
 
 
 def parse(args: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--policy-yaml', required=True, type=Path)
-    parser.add_argument('--params-file', type=Path, default=None)
-    parser.add_argument('--namespace', default='')
-    parser.add_argument('--node-name', default='env_actor')
-    parser.add_argument('--use-sim-time', action='store_true')
-    parser.add_argument('--no-autostart', dest='autostart', action='store_false')
+    parser = tool_parser(__doc__.splitlines()[0])
+    parser.add_argument('--policy-yaml', required=True, type=Path,
+                        help='policy YAML (required)')
+    parser.add_argument('--params-file', type=Path, default=None,
+                        help='node parameters file (default: the installed '
+                             'config/igris_b.yaml)')
+    parser.add_argument('--namespace', default='', help='node namespace (default: none)')
+    parser.add_argument('--node-name', default='env_actor', help='node name')
+    parser.add_argument('--use-sim-time', action='store_true',
+                        help='use /clock as the node clock (for bag replay and simulation)')
+    parser.add_argument('--no-autostart', dest='autostart', action='store_false',
+                        help='stay unconfigured; drive the lifecycle transitions yourself')
     opts = parser.parse_args(args)
     opts.params_file = opts.params_file or default_params_file()
     for label, path in (('--policy-yaml', opts.policy_yaml),

@@ -16,7 +16,6 @@ thread, each tick uses the newest frame per camera. Writes to DIR:
     metrics.json     seam smoothness; per-joint MAE/RMSE against --action-topic
     plot_<joint>.png recorded vs predicted, chunk starts marked
 """
-import argparse
 import csv
 from dataclasses import dataclass
 import json
@@ -39,7 +38,7 @@ from env_actor.runtime.observation import PROPRIO
 from env_actor.tools.bag_io import (absolute_topic, BagError, BagWriter, deserialize,
                                     open_bag, read_messages, require_topics, topic_types)
 from env_actor.tools.metrics import error_metrics, plot_joints, seam_metrics
-from env_actor.tools.cli import exit_codes
+from env_actor.tools.cli import exit_codes, tool_parser
 
 JOINT_STATE = 'sensor_msgs/msg/JointState'
 ACTION_TYPES = ('std_msgs/msg/Float64MultiArray', JOINT_STATE,
@@ -222,11 +221,11 @@ def write_outputs(result: EvalResult, out: Path, cfg: NodeConfig, dt: float, plo
 
 @exit_codes
 def main(args: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = tool_parser(
         description='Run a policy offline on a rosbag2 episode (no DDS), write predicted '
                     'chunks/actions (bag, CSV, NPZ), metrics and plots.')
     parser.add_argument('bag', type=Path, help='rosbag2 folder (sqlite3 or mcap)')
-    parser.add_argument('--policy-yaml', type=Path, required=True)
+    parser.add_argument('--policy-yaml', type=Path, required=True, help='policy YAML')
     parser.add_argument('--params-file', type=Path, required=True,
                         help='the node parameters file (topics, joints, rates, limits)')
     parser.add_argument('--out', type=Path, required=True, help='output folder')
@@ -235,9 +234,10 @@ def main(args: Optional[Sequence[str]] = None) -> int:
                              'JointTrajectory) to compare against')
     parser.add_argument('--delay-steps', type=int, default=None,
                         help='simulated inference delay in ticks (default: measured)')
-    parser.add_argument('--algorithm', choices=ALGORITHMS)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--no-plots', action='store_true')
+    parser.add_argument('--algorithm', choices=ALGORITHMS,
+                        help="control algorithm (default: the params file's `algorithm`)")
+    parser.add_argument('--seed', type=int, default=0, help='torch seed of the policy')
+    parser.add_argument('--no-plots', action='store_true', help='skip the PNG plots')
     opts = parser.parse_args(args)
     try:
         result = evaluate(opts.bag, opts.policy_yaml, opts.params_file, opts.action_topic,

@@ -7,7 +7,6 @@
 Joint positions are slow sinusoids; images are rgb8 frames with a moving bar, so the
 policy sees changing inputs. Bounded: it stops after --duration seconds.
 """
-import argparse
 import time
 from typing import Optional, Sequence
 
@@ -17,7 +16,7 @@ import rclpy
 from rclpy.qos import qos_profile_sensor_data
 
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from env_actor.tools.cli import exit_codes
+from env_actor.tools.cli import exit_codes, tool_parser
 
 
 
@@ -45,18 +44,27 @@ def camera_message(frame: bytes, width: int, height: int, compressed: bool):
 
 @exit_codes
 def main(args: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--joints', nargs='+', required=True)
-    parser.add_argument('--rate', type=float, default=100.0)
-    parser.add_argument('--camera-rate', type=float, default=30.0)
-    parser.add_argument('--cameras', nargs='*', default=['head', 'left', 'right'])
-    parser.add_argument('--topic-format', default='{camera}/image_raw')
-    parser.add_argument('--size', default='640x480')
-    parser.add_argument('--transport', choices=('raw', 'compressed'), default='raw')
-    parser.add_argument('--duration', type=float, default=20.0)
-    parser.add_argument('--pause-camera', default='')
-    parser.add_argument('--pause-at', type=float, default=0.0)
-    parser.add_argument('--pause-for', type=float, default=0.0)
+    parser = tool_parser(__doc__.splitlines()[0])
+    parser.add_argument('--joints', nargs='+', required=True,
+                        help='joint names published on /joint_states (required)')
+    parser.add_argument('--rate', type=float, default=100.0, help='joint state rate, Hz')
+    parser.add_argument('--camera-rate', type=float, default=30.0, help='image rate, Hz')
+    parser.add_argument('--cameras', nargs='*', default=['head', 'left', 'right'],
+                        help='camera names')
+    parser.add_argument('--topic-format', default='{camera}/image_raw',
+                        help='image topic per camera; with --transport compressed, '
+                             '"/compressed" is appended (as image_transport names it)')
+    parser.add_argument('--size', default='640x480', help='image size WIDTHxHEIGHT')
+    parser.add_argument('--transport', choices=('raw', 'compressed'), default='raw',
+                        help='raw rgb8 Image or JPEG CompressedImage')
+    parser.add_argument('--duration', type=float, default=20.0,
+                        help='stop after this many seconds')
+    parser.add_argument('--pause-camera', default='',
+                        help='camera that stops publishing for a while (default: none)')
+    parser.add_argument('--pause-at', type=float, default=0.0,
+                        help='seconds after start when --pause-camera stops')
+    parser.add_argument('--pause-for', type=float, default=0.0,
+                        help='seconds --pause-camera stays silent')
     opts, ros_args = parser.parse_known_args(args)
     width, height = (int(v) for v in opts.size.split('x'))
     rclpy.init(args=ros_args)

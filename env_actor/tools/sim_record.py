@@ -16,7 +16,6 @@ off-course states a learned policy drifts into, labelled with the expert's corre
 (/expert/action, computed from the perturbed state). It also makes the future of a chunk
 genuinely uncertain given the present, which is what a flow policy models.
 """
-import argparse
 import math
 from pathlib import Path
 from typing import Optional, Sequence
@@ -29,7 +28,7 @@ from std_msgs.msg import Float64MultiArray
 
 from env_actor.tools.bag_io import BagWriter
 from env_actor.tools.sim_world import expert_action, JOINTS, SimWorld
-from env_actor.tools.cli import exit_codes
+from env_actor.tools.cli import exit_codes, tool_parser
 
 ACTION_TOPIC = '/forward_position_controller/commands'
 EXPERT_TOPIC = '/expert/action'
@@ -96,11 +95,12 @@ def record_episode(path: Path, seed: int, storage: str = 'mcap', control_rate: i
 
 @exit_codes
 def main(args: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description='Record expert demonstrations as rosbag2.')
-    parser.add_argument('out', type=Path)
-    parser.add_argument('--episodes', type=int, default=100)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    parser = tool_parser('Record expert demonstrations as rosbag2.')
+    parser.add_argument('out', type=Path, help='output folder (one bag per episode)')
+    parser.add_argument('--episodes', type=int, default=100, help='episodes to record')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the first episode')
+    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap',
+                        help='rosbag2 storage format')
     parser.add_argument('--noise', type=float, default=0.08,
                         help='max per-episode std of the arm command perturbation, rad')
     opts = parser.parse_args(args)

@@ -11,7 +11,6 @@ with seeds seed, seed+1, ...; at each start the arm goes home, a new target appe
 policy node's ~/reset service (default /env_actor/reset) is called so it starts fresh.
 Exits after --episodes episodes.
 """
-import argparse
 import json
 import threading
 from typing import Optional, Sequence
@@ -28,6 +27,7 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from env_actor.tools.cli import tool_parser
 from env_actor.tools.sim_world import JOINTS, SimWorld
 
 CAMERAS = ('head', 'left', 'right')
@@ -155,12 +155,14 @@ class SimRobotNode(Node):
 
 
 def main(args: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description='The simulated robot (planar arm + gripper, '
+    parser = tool_parser('The simulated robot (planar arm + gripper, '
                                                  'three cameras) on ROS 2.')
-    parser.add_argument('--episodes', type=int, default=5)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--episode-duration', type=float, default=8.0)
-    parser.add_argument('--reset-service', default='/env_actor/reset')
+    parser.add_argument('--episodes', type=int, default=5, help='episodes to run, then exit')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the first episode')
+    parser.add_argument('--episode-duration', type=float, default=8.0,
+                        help='seconds before an unfinished episode counts as a failure')
+    parser.add_argument('--reset-service', default='/env_actor/reset',
+                        help="the policy node's reset service, called between episodes")
     opts, ros_args = parser.parse_known_args(args)
     rclpy.init(args=ros_args)
     node = SimRobotNode(opts.episodes, opts.seed, opts.episode_duration, opts.reset_service)

@@ -2,7 +2,6 @@
 
 Usage: env-actor-smoke [--policy-yaml PATH] [--seed N] [--guided]
 """
-import argparse
 from pathlib import Path
 import time
 from typing import Optional, Sequence
@@ -12,7 +11,7 @@ import torch
 
 from env_actor.policy.utils.loader import build_ready_bundle
 from env_actor.policy.utils.spec import PolicySpec
-from env_actor.tools.cli import exit_codes
+from env_actor.tools.cli import exit_codes, tool_parser
 
 EXAMPLE_POLICY = (Path(__file__).resolve().parent.parent / 'policy' / 'policies' /
                   'mlp_chunk' / 'mlp_chunk.yaml')
@@ -29,9 +28,11 @@ def synthetic_input(spec: PolicySpec, rng: np.random.Generator) -> dict:
 
 @exit_codes
 def main(args: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--policy-yaml', type=Path, default=EXAMPLE_POLICY)
-    parser.add_argument('--seed', type=int, default=0)
+    parser = tool_parser(__doc__.splitlines()[0])
+    parser.add_argument('--policy-yaml', type=Path, default=EXAMPLE_POLICY,
+                        help='policy YAML to build (default: the example mlp_chunk policy)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the random observation')
     parser.add_argument('--guided', action='store_true',
                         help='also run guided_inference with the chunk as prev_action')
     opts = parser.parse_args(args)

@@ -9,7 +9,6 @@ set-point would send), on /forward_position_controller/commands at 20 Hz. Camera
 moving bar. With --params-file, joint names and topics are taken from the node
 parameters so the bag matches the node's configuration.
 """
-import argparse
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -20,7 +19,7 @@ from std_msgs.msg import Float64MultiArray
 
 from env_actor.tools.bag_io import absolute_topic, BagWriter
 from env_actor.tools.sensor_publisher import camera_message, make_frames
-from env_actor.tools.cli import exit_codes
+from env_actor.tools.cli import exit_codes, tool_parser
 
 ACTION_TOPIC = '/forward_position_controller/commands'
 
@@ -83,13 +82,17 @@ def write_episode(out: Path, joints: Sequence[str], duration: float = 10.0,
 
 @exit_codes
 def main(args: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description='Write a synthetic rosbag2 episode.')
-    parser.add_argument('out', type=Path)
-    parser.add_argument('--duration', type=float, default=10.0)
-    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
-    parser.add_argument('--size', default='320x240')
-    parser.add_argument('--transport', choices=('raw', 'compressed'), default='compressed')
-    parser.add_argument('--joints', nargs='*', default=None)
+    parser = tool_parser('Write a synthetic rosbag2 episode.')
+    parser.add_argument('out', type=Path, help='output bag folder (must not exist)')
+    parser.add_argument('--duration', type=float, default=10.0, help='episode length, s')
+    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap',
+                        help='rosbag2 storage format')
+    parser.add_argument('--size', default='320x240', help='image size WIDTHxHEIGHT')
+    parser.add_argument('--transport', choices=('raw', 'compressed'), default='compressed',
+                        help='raw rgb8 Image or JPEG CompressedImage')
+    parser.add_argument('--joints', nargs='*', default=None,
+                        help='joint names (default: from --params-file, else 24 '
+                             'igris_b-style names)')
     parser.add_argument('--params-file', type=Path, default=None,
                         help='take joint names and topics from node parameters')
     opts = parser.parse_args(args)

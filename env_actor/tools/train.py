@@ -17,7 +17,6 @@ OUT/weights/*.safetensors, OUT/stats.json and OUT/training.json.
 Flow matching: tau ~ U(0, 1), A_tau = (1 - tau) noise + tau A, loss |v - (A - noise)|^2.
 ACT: L1 on the normalised chunk.
 """
-import argparse
 import json
 from pathlib import Path
 import time
@@ -37,7 +36,7 @@ from env_actor.tools.bag_io import (absolute_topic, deserialize, open_bag, read_
                                     require_topics)
 from env_actor.tools.share import share_path
 from env_actor.tools.sim_record import EXPERT_TOPIC
-from env_actor.tools.cli import exit_codes
+from env_actor.tools.cli import exit_codes, tool_parser
 
 SIM_PARAMS = share_path('config', 'sim.yaml')
 
@@ -211,20 +210,28 @@ def train(demos: Path, out: Path, policy: str = 'flow_matching',
 
 @exit_codes
 def main(args: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description='Behaviour cloning from rosbag2 demos into '
+    parser = tool_parser('Behaviour cloning from rosbag2 demos into '
                                                  'a policy bundle.')
     parser.add_argument('demos', type=Path, help='folder with rosbag2 episodes')
-    parser.add_argument('--out', type=Path, required=True)
-    parser.add_argument('--policy', choices=('flow_matching', 'act'), default='flow_matching')
-    parser.add_argument('--params-file', type=Path, default=SIM_PARAMS)
-    parser.add_argument('--epochs', type=int, default=40)
-    parser.add_argument('--batch-size', type=int, default=64)
-    parser.add_argument('--lr', type=float, default=1e-3)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--chunk', type=int, default=24)
+    parser.add_argument('--out', type=Path, required=True,
+                        help='output policy bundle folder (required)')
+    parser.add_argument('--policy', choices=('flow_matching', 'act'), default='flow_matching',
+                        help='policy type to train')
+    parser.add_argument('--params-file', type=Path, default=SIM_PARAMS,
+                        help='node parameters: joints, topics, rates, history lengths')
+    parser.add_argument('--epochs', type=int, default=40, help='training epochs')
+    parser.add_argument('--batch-size', type=int, default=64, help='samples per step')
+    parser.add_argument('--lr', type=float, default=1e-3, help='learning rate')
+    parser.add_argument('--seed', type=int, default=0, help='torch and data seed')
+    parser.add_argument('--chunk', type=int, default=24, help='action chunk size H')
     parser.add_argument('--action-topic', default=EXPERT_TOPIC,
                         help='Float64MultiArray topic with the action labels')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing bundle in --out (refused otherwise)')
     opts = parser.parse_args(args)
+    if opts.out.exists() and any(opts.out.iterdir()) and not opts.overwrite:
+        raise FileExistsError(f'{opts.out} already holds files (a policy bundle?); choose '
+                              'another --out or pass --overwrite')
     summary = train(opts.demos, opts.out, opts.policy, opts.params_file, opts.epochs,
                     opts.batch_size, opts.lr, opts.seed, opts.chunk,
                     action_topic=opts.action_topic)
