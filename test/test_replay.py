@@ -10,9 +10,12 @@ import pytest
 
 from env_actor.ros.policy_node import PolicyNode
 from env_actor.tools.bag_io import BagError, BagWriter, open_bag, read_messages, topic_types
+from env_actor.tools.bag_player import select_topics
 from env_actor.tools.offline_eval import evaluate
 from env_actor.tools.synthetic_bag import ACTION_TOPIC, write_episode
+from recorded_bag import write_recorded_bag
 from ros_harness import Harness
+from rosgraph_msgs.msg import Clock
 
 JOINTS = ['j1', 'j2']
 DURATION = 4.0
@@ -102,8 +105,10 @@ def test_bag_errors_are_clear(tmp_path):
         evaluate(bag, policy, params, action_topic='/forward_position_controller/x')
     raw_params = write_params(tmp_path, transport='raw')
     with pytest.raises(BagError, match=r"has no topic '/head/image_raw' \(expected "
-                                       r"sensor_msgs/msg/Image\)"):
+                                       r"sensor_msgs/msg/Image\)") as info:
         evaluate(bag, policy, raw_params)
+    for camera in ('left', 'right'):          # every missing topic at once
+        assert f"has no topic '/{camera}/image_raw'" in str(info.value)
     wrong = tmp_path / 'wrong'
     with BagWriter(wrong, 'mcap') as writer:
         from std_msgs.msg import Float64MultiArray
@@ -171,3 +176,69 @@ def test_replay_over_dds_with_clock_drives_the_node(tmp_path):
     assert abs(len([c for c in chunks]) - len(commands) / 5) <= 3
     assert all(b >= a for a, b in zip(commands, commands[1:]))
     assert commands[-1] - commands[0] >= (DURATION - 1.0) * 1e9
+
+
+def test_replay_selects_what_it_can_play_and_never_the_nodes_outputs(tmp_path):
+    counts = write_recorded_bag(tmp_path / 'rec', JOINTS)
+    reader = open_bag(tmp_path / 'rec')
+    types = topic_types(reader)
+    reader.close()
+    assert set(types) == set(counts)
+    selected, skipped = select_topics(types)
+    assert selected == ['/head/image_raw', '/joint_states', '/left/image_raw',
+                        '/right/image_raw']
+    assert set(skipped) == set(types) - set(selected)
+    assert 'not supported' in skipped['/rosout'] and 'not supported' in skipped['/tf']
+    assert 'the player publishes /clock' in skipped['/clock']
+    assert 'the node under test publishes' in skipped['/forward_position_controller/commands']
+    # with --no-clock the bag's clock is the only clock and is played; outputs on request
+    selected, _ = select_topics(types, publish_clock=False, play_outputs=True,
+                                exclude=['/joint_states'])
+    assert '/clock' in selected and '/forward_position_controller/commands' in selected
+    assert '/joint_states' not in selected
+    with pytest.raises(BagError, match=r"cannot play /rosout \(rcl_interfaces/msg/Log: "):
+        select_topics(types, topics=['/joint_states', '/rosout'])
+    with pytest.raises(BagError, match='pass --no-clock'):
+        select_topics(types, topics=['/clock'])
+    with pytest.raises(BagError, match=r"no topics \['/nope'\]"):
+        select_topics(types, topics=['/nope'])
+
+
+def test_replay_plays_a_recorded_split_bag_with_one_clock(tmp_path):
+    counts = write_recorded_bag(tmp_path / 'rec', JOINTS)
+    harness = Harness()
+    clock_ns = []
+    harness.probe.create_subscription(
+        Clock, '/clock', lambda m: clock_ns.append(m.clock.sec * 10 ** 9 + m.clock.nanosec),
+        100)
+    try:
+        result = subprocess.run(
+            [sys.executable, '-m', 'env_actor.tools.bag_player', str(tmp_path / 'rec'),
+             '--rate', '2.0', '--tail', '0.2', '--wait-subscribers', '2'],
+            capture_output=True, text=True, timeout=60, env=harness.env)
+        assert result.returncode == 0, result.stderr
+        time.sleep(0.3)
+        first_run_clock = list(clock_ns)
+        # the bare file of one split part plays too
+        part = subprocess.run(
+            [sys.executable, '-m', 'env_actor.tools.bag_player',
+             str(tmp_path / 'rec' / 'rec_1.mcap'), '--topics', '/joint_states',
+             '--rate', '4.0', '--tail', '0', '--wait-subscribers', '0'],
+            capture_output=True, text=True, timeout=60, env=harness.env)
+        time.sleep(0.3)
+        commands = harness.snapshot('cmd')
+    finally:
+        harness.close()
+    assert f"/joint_states: {counts['/joint_states']}" in result.stdout
+    assert f"/head/image_raw: {counts['/head/image_raw']}" in result.stdout  # both parts
+    assert 'not playing 7 topics: ' in result.stdout
+    for topic in ('/clock', '/events/write_split', '/forward_position_controller/commands',
+                  '/parameter_events', '/rosout', '/tf', '/tf_static'):
+        assert f'{topic} (' in result.stdout
+    assert commands == []                     # the recorded commands never went out
+    # one clock: the player's, in bag time; the simulator's recorded clock (near 0) never
+    # reached the graph, so bag time never jumps back
+    assert first_run_clock and min(first_run_clock) >= 1_700_000_000 * 10 ** 9
+    assert all(b >= a for a, b in zip(first_run_clock, first_run_clock[1:]))
+    assert part.returncode == 0, part.stderr
+    assert f"/joint_states: {counts['/joint_states'] // 2}" in part.stdout

@@ -15,6 +15,7 @@ from rosbags.typesys import get_typestore, Stores
 MESSAGE_PACKAGES = ('sensor_msgs', 'std_msgs', 'trajectory_msgs', 'geometry_msgs',
                     'diagnostic_msgs', 'rosgraph_msgs', 'builtin_interfaces')
 STORAGE = {'sqlite3': StoragePlugin.SQLITE3, 'mcap': StoragePlugin.MCAP}
+FILE_SUFFIXES = ('.mcap', '.db3')
 _MSGTYPE = re.compile(r'^([a-z][a-z0-9_]*)/msg/([A-Z][A-Za-z0-9]*)$')
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 
@@ -45,28 +46,54 @@ def message_class(msgtype: str):
 
 
 def open_bag(path: Union[str, Path]) -> Reader:
-    """Open a rosbag2 folder (sqlite3 or MCAP storage) for reading.
+    """Open a rosbag2 for reading: a bag folder (sqlite3 or MCAP storage, one file or split
+    into several, as `ros2 bag record` writes it) or a single `.mcap` / `.db3` file.
 
     Raises:
-        BagError: no such folder, no metadata.yaml, or an unknown storage format.
+        BagError: no such path, a folder without metadata.yaml, or an unknown storage
+            format.
     """
     path = Path(path)
     if not path.exists():
         raise BagError(f'bag not found: {path}')
-    if not (path / 'metadata.yaml').is_file():
-        raise BagError(f'{path} is not a rosbag2 folder (no metadata.yaml)')
-    import yaml
-    meta = yaml.safe_load((path / 'metadata.yaml').read_text()) or {}
-    storage = (meta.get('rosbag2_bagfile_information') or {}).get('storage_identifier')
-    if storage not in STORAGE:
-        raise BagError(f'{path}: unknown storage format {storage!r}; expected one of '
-                       f'{sorted(STORAGE)}')
+    if path.is_file():
+        if path.suffix not in FILE_SUFFIXES:
+            raise BagError(f'{path}: not a bag file; expected a rosbag2 folder or a file '
+                           f'ending in {" or ".join(FILE_SUFFIXES)}')
+    elif not (path / 'metadata.yaml').is_file():
+        files = sorted(p.name for p in path.iterdir() if p.suffix in FILE_SUFFIXES)
+        hint = f'; pass one of its files instead: {files}' if files else ''
+        raise BagError(f'{path} is not a rosbag2 folder (no metadata.yaml){hint}')
+    else:
+        import yaml
+        meta = yaml.safe_load((path / 'metadata.yaml').read_text()) or {}
+        storage = (meta.get('rosbag2_bagfile_information') or {}).get('storage_identifier')
+        if storage not in STORAGE:
+            raise BagError(f'{path}: unknown storage format {storage!r}; expected one of '
+                           f'{sorted(STORAGE)}')
     reader = Reader(path)
     try:
         reader.open()
     except Exception as exc:  # rosbags raises its own ReaderError types
         raise BagError(f'cannot open bag {path}: {exc}') from exc
     return reader
+
+
+def playable_reason(msgtype: str) -> Optional[str]:
+    """Why messages of `msgtype` cannot be published here, or None when they can.
+
+    Returns:
+        None, or a short reason: a package outside MESSAGE_PACKAGES, or one whose Python
+        message module is not installed.
+    """
+    match = _MSGTYPE.match(msgtype)
+    if not match or match.group(1) not in MESSAGE_PACKAGES:
+        return 'message package not supported by this player'
+    try:
+        message_class(msgtype)
+    except (ImportError, AttributeError):
+        return 'message type not installed'
+    return None
 
 
 def topic_types(reader: Reader) -> dict[str, str]:
@@ -80,13 +107,16 @@ def require_topics(reader: Reader, required: dict[str, Sequence[str]]) -> None:
         BagError: names the bag, the topic, what was expected and what the bag has.
     """
     types = topic_types(reader)
+    problems = []      # every missing or mistyped topic at once, not only the first
     for topic, allowed in required.items():
         if topic not in types:
-            raise BagError(f'bag {reader.path} has no topic {topic!r} (expected '
-                           f'{" or ".join(allowed)}); topics: {sorted(types)}')
-        if types[topic] not in allowed:
-            raise BagError(f'bag {reader.path}: topic {topic!r} has type {types[topic]}, '
-                           f'expected {" or ".join(allowed)}')
+            problems.append(f'has no topic {topic!r} (expected {" or ".join(allowed)})')
+        elif types[topic] not in allowed:
+            problems.append(f'topic {topic!r} has type {types[topic]}, expected '
+                            f'{" or ".join(allowed)}')
+    if problems:
+        raise BagError(f'bag {reader.path}: ' + '; '.join(problems) +
+                       f'; topics: {sorted(types)}')
 
 
 def read_messages(reader: Reader, topics: Iterable[str]) -> Iterator[tuple[str, int, bytes]]:

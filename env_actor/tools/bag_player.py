@@ -8,6 +8,13 @@ Messages are published already serialized (the bag's own CDR bytes) at their rec
 timing scaled by --rate; /clock carries the bag time, so a node with use_sim_time runs
 exactly as under `ros2 bag play --clock`. With --record, the listed topics (e.g. the
 node's trajectory and command outputs) are written to a new bag stamped with bag time.
+
+BAG is a bag folder (single or split files) or a bare `.mcap`/`.db3` file. Not played,
+with one line naming each topic and why: message types outside the player's packages
+(/rosout, /parameter_events, /tf without tf2_msgs, rosbag2's split events, ...), the
+bag's own /clock while the player publishes /clock, the recorded topics, and the
+node's output types (JointTrajectory, Float64MultiArray, DiagnosticArray) unless
+--play-outputs: a replay must not command the controllers beside the node under test.
 """
 from pathlib import Path
 import threading
@@ -21,11 +28,61 @@ from builtin_interfaces.msg import Time
 from rosgraph_msgs.msg import Clock
 
 from env_actor.tools.bag_io import (BagError, BagWriter, message_class, open_bag,
-                                    read_messages, topic_types)
+                                    playable_reason, read_messages, topic_types)
 from env_actor.tools.cli import exit_codes, tool_parser
 
-KNOWN_OUTPUTS = {'trajectory_msgs/msg/JointTrajectory', 'std_msgs/msg/Float64MultiArray',
-                 'diagnostic_msgs/msg/DiagnosticArray'}
+# what the policy node publishes (and never subscribes to): not played unless asked for,
+# so that a recorded command never reaches the robot's controllers beside the node's own
+NODE_OUTPUT_TYPES = ('trajectory_msgs/msg/JointTrajectory', 'std_msgs/msg/Float64MultiArray',
+                     'diagnostic_msgs/msg/DiagnosticArray')
+
+
+def select_topics(types: dict[str, str], topics: Optional[Sequence[str]] = None,
+                  publish_clock: bool = True, play_outputs: bool = False,
+                  exclude: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
+    """Choose the topics to play.
+
+    Args:
+        types: topic -> message type of the bag.
+        topics: topics asked for explicitly (None: all that can be played).
+        publish_clock: the player publishes /clock, so the bag's own is never played.
+        play_outputs: also play topics of the node's output types (commands,
+            trajectories, diagnostics), which are skipped by default.
+        exclude: topics never to play (e.g. the ones being recorded).
+
+    Returns:
+        (topics to play, {skipped topic: reason}).
+
+    Raises:
+        BagError: an explicitly asked topic is missing or cannot be played.
+    """
+    if topics:
+        unknown = [t for t in topics if t not in types]
+        if unknown:
+            raise BagError(f'bag has no topics {unknown}; topics: {sorted(types)}')
+        bad = {t: playable_reason(types[t]) for t in topics if playable_reason(types[t])}
+        if bad:
+            raise BagError('cannot play ' + ', '.join(f'{t} ({types[t]}: {why})'
+                                                      for t, why in bad.items()))
+        if publish_clock and '/clock' in topics:
+            raise BagError('/clock is published by the player; pass --no-clock to play '
+                           "the bag's own /clock instead")
+        return list(topics), {}
+    selected, skipped = [], {}
+    for topic in sorted(types):
+        reason = playable_reason(types[topic])
+        if reason:
+            skipped[topic] = f'{types[topic]}: {reason}'
+        elif topic == '/clock' and publish_clock:
+            skipped[topic] = 'the player publishes /clock (--no-clock plays this one)'
+        elif topic in exclude:
+            skipped[topic] = 'recorded from the node (--record-topics)'
+        elif types[topic] in NODE_OUTPUT_TYPES and not play_outputs:
+            skipped[topic] = (f'{types[topic].rsplit("/", 1)[1]}: the node under test '
+                              'publishes this type (--play-outputs plays it)')
+        else:
+            selected.append(topic)
+    return selected, skipped
 
 
 def ns_to_time(stamp_ns: int) -> Time:
@@ -62,21 +119,30 @@ def play(bag: Path, rate: float = 1.0, start_offset: float = 0.0,
          clock_frequency: float = 100.0, publish_clock: bool = True,
          record: Optional[Path] = None, record_topics: Optional[dict] = None,
          storage: str = 'mcap', tail: float = 1.0, args: Optional[list] = None,
-         wait_subscribers: float = 5.0) -> dict:
+         wait_subscribers: float = 5.0, play_outputs: bool = False,
+         log=print) -> dict:
     """Play `bag`; returns counts of published (and recorded) messages.
 
+    Topics that cannot or should not be played are skipped (see `select_topics`), with
+    one line through `log` naming each and why.
+
     Raises:
-        BagError: missing/unknown bag, unknown topics or unsupported message types.
+        BagError: missing/unknown bag, or explicitly asked topics that are missing or
+            cannot be played.
     """
     if rate <= 0:
         raise ValueError(f'--rate must be > 0, got {rate}')
     reader = open_bag(bag)
-    types = topic_types(reader)
-    selected = list(topics) if topics else sorted(types)
-    unknown = [t for t in selected if t not in types]
-    if unknown:
+    try:
+        selected, skipped = select_topics(topic_types(reader), topics, publish_clock,
+                                          play_outputs, tuple(record_topics or ()))
+    except BagError as exc:
         reader.close()
-        raise BagError(f'bag {bag} has no topics {unknown}; topics: {sorted(types)}')
+        raise BagError(f'{bag}: {exc}') from None
+    types = topic_types(reader)
+    if skipped:
+        log(f'not playing {len(skipped)} topics: ' +
+            '; '.join(f'{topic} ({why})' for topic, why in skipped.items()))
     remap = remap or {}
     context = rclpy.Context()
     rclpy.init(args=args, context=context)
@@ -179,6 +245,10 @@ def main(args: Optional[Sequence[str]] = None) -> int:
                         help='storage format of --record')
     parser.add_argument('--tail', type=float, default=1.0,
                         help='seconds of /clock after the last message')
+    parser.add_argument('--play-outputs', action='store_true',
+                        help='also play command, trajectory and diagnostics topics, which '
+                             'are skipped by default because the node under test '
+                             'publishes them')
     parser.add_argument('--wait-subscribers', type=float, default=5.0,
                         help='wait up to this long for every topic to have a subscriber')
     opts, ros_args = parser.parse_known_args(args)
@@ -192,7 +262,7 @@ def main(args: Optional[Sequence[str]] = None) -> int:
         counts = play(opts.bag, opts.rate, opts.start_offset, opts.topics,
                       parse_remaps(opts.remap), opts.clock_frequency, not opts.no_clock,
                       opts.record, record_topics, opts.storage, opts.tail, ros_args,
-                      opts.wait_subscribers)
+                      opts.wait_subscribers, opts.play_outputs)
     except (BagError, ValueError) as exc:
         parser.exit(2, f'env-actor-replay: error: {exc}\n')
     for topic, count in sorted(counts.items()):
