@@ -36,3 +36,19 @@ def test_seam_metrics_by_hand_skipping_uncommanded_ticks():
     third = valid[3:] - 3 * valid[2:-1] + 3 * valid[1:-2] - valid[:-3]
     assert m['jerk_mean'] == pytest.approx(np.mean(np.hypot(third[:, 0], third[:, 1])))
     assert np.isnan(seam_metrics(actions[:1], new_chunk[:1])['seam_step_mean'])
+
+
+def test_demo_frame_strip_labels_each_frame_with_its_time():
+    from env_actor.tools.demo import frame_strip
+    frames = [(0.1 * i, np.full((64, 48, 3), 200, np.uint8)) for i in range(20)]
+    strip = frame_strip(frames, count=4)
+    assert strip.shape == (64, 4 * 48, 3)
+    for k in range(4):
+        frame = strip[:, 48 * k:48 * (k + 1)]
+        assert (frame[:40] == 200).all()                 # the picture is untouched
+        band = frame[-10:]
+        assert band.max() == 255 and (band == 50).any()  # white text on a dark band
+    # the labels differ: first frame t=0.0 s, last t=1.9 s
+    assert not np.array_equal(strip[-10:, :48], strip[-10:, -48:])
+    with pytest.raises(ValueError, match='no frames'):
+        frame_strip([])

@@ -570,6 +570,11 @@ def spin_until_stopped(node: PolicyNode, executor, stop: threading.Event) -> int
             node.trigger_configure()
             if node.lifecycle_state == 'inactive' and not stop.is_set():
                 node.trigger_activate()
+        else:
+            name = node.get_fully_qualified_name()
+            node.get_logger().info(
+                f'unconfigured (autostart is false): waiting for `ros2 lifecycle set {name} '
+                f'configure`, then `activate`; or start with -p autostart:=true')
         while not stop.is_set() and node.context.ok():
             executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):

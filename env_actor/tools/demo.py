@@ -27,6 +27,35 @@ SIM_PARAMS = share_path('config', 'sim.yaml')
 SHIPPED = share_path('policies', 'sim_flow', 'policy.yaml')
 
 
+def frame_strip(frames: list, count: int = 8) -> np.ndarray:
+    """Side by side, `count` evenly spaced frames, each labelled with its time.
+
+    Args:
+        frames: (episode time in s, HxWx3 uint8 image) pairs, oldest first.
+        count: how many frames the strip shows.
+
+    Returns:
+        An H x (count*W) x 3 uint8 image; a dark band at the bottom of each frame holds
+        `t=<time> s`.
+
+    Raises:
+        ValueError: no frames.
+    """
+    if not frames:
+        raise ValueError('no frames for the strip')
+    picks = np.linspace(0, len(frames) - 1, count).astype(int)
+    labelled = []
+    for i in picks:
+        stamp, image = frames[i]
+        image = np.ascontiguousarray(image).copy()
+        band = max(10, image.shape[0] // 8)
+        image[-band:] = image[-band:] // 4
+        cv2.putText(image, f't={stamp:.1f} s', (2, image.shape[0] - band // 4),
+                    cv2.FONT_HERSHEY_PLAIN, band / 14.0, (255, 255, 255), 1, cv2.LINE_AA)
+        labelled.append(image)
+    return np.hstack(labelled)
+
+
 @exit_codes
 def main(args: Optional[Sequence[str]] = None) -> int:
     parser = tool_parser(__doc__.splitlines()[0])
@@ -141,11 +170,9 @@ def main(args: Optional[Sequence[str]] = None) -> int:
           + (f', mean time to success {np.mean(times):.1f} s' if times else ''))
     if state['frames']:
         opts.out.mkdir(parents=True, exist_ok=True)
-        picks = np.linspace(0, len(state['frames']) - 1, 8).astype(int)
-        strip = np.hstack([state['frames'][i][1] for i in picks])
         path = opts.out / 'demo_strip.png'
-        cv2.imwrite(str(path), strip)
-        print(f'wrote {path} (head camera, episode 1, {len(picks)} frames)')
+        cv2.imwrite(str(path), frame_strip(state['frames']))
+        print(f'wrote {path} (head camera, episode 1, 8 frames, episode time on each)')
     if 2 * successes < len(results) or not results:
         print(f'FAILED: {successes} of {len(results)} episodes succeeded (need at least half)')
         return 1

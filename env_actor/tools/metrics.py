@@ -64,9 +64,10 @@ def plot_joints(out_dir: Path, times: np.ndarray, predicted: np.ndarray,
             ax.plot(times, recorded[:, j], color='0.3', lw=1.5, label='recorded')
         ax.plot(times, predicted[:, j], color='tab:blue', lw=1.0, label='predicted')
         for t in chunk_times:
-            ax.axvline(t, color='tab:orange', lw=0.5, alpha=0.5)
+            ax.axvline(t, color='tab:orange', lw=0.9, ls='--', alpha=0.9)
         ax.set_xlabel('time [s]')
-        ax.set_ylabel(name)
+        # ROS joint positions (REP 103): rad for revolute, m for prismatic joints
+        ax.set_ylabel(f'{name} position\n[rad or m]')
         ax.set_title(f'{name}: recorded vs predicted (orange: chunk starts)')
         ax.legend(loc='upper right', fontsize=8)
         fig.tight_layout()
