@@ -85,6 +85,9 @@ def select_topics(types: dict[str, str], topics: Optional[Sequence[str]] = None,
     return selected, skipped
 
 
+REPORT_EVERY_S = 5.0    # a progress line this often (wall time)
+
+
 def ns_to_time(stamp_ns: int) -> Time:
     return Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
 
@@ -171,8 +174,14 @@ def play(bag: Path, rate: float = 1.0, start_offset: float = 0.0,
         return start_ns + int((time.monotonic() - wall0) * rate * 1e9)
 
     next_clock = 0.0
+    next_report = time.monotonic() + REPORT_EVERY_S
+    total_s = (reader.end_time - start_ns) * 1e-9
     try:
         for topic, stamp, raw in read_messages(reader, selected):
+            if time.monotonic() >= next_report:
+                next_report += REPORT_EVERY_S
+                log(f'played {(stamp - start_ns) * 1e-9:.0f} of {total_s:.0f} s '
+                    f'({sum(counts.values())} messages)')
             if stamp < start_ns:
                 continue
             while True:

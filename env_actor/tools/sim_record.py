@@ -109,6 +109,10 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     for i in range(opts.episodes):
         outcomes.append(record_episode(opts.out / f'episode_{i:04d}', opts.seed + i,
                                        opts.storage, noise=opts.noise))
+        if (i + 1) % 10 == 0 or i + 1 == opts.episodes:
+            done = np.mean([o['success'] for o in outcomes])
+            print(f'{i + 1}/{opts.episodes} episodes recorded (expert success so far '
+                  f'{done:.0%})', flush=True)
     rate = np.mean([o['success'] for o in outcomes])
     print(f'recorded {opts.episodes} episodes to {opts.out}; expert success {rate:.0%}')
     return 0

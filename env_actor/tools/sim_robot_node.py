@@ -12,6 +12,7 @@ policy node's ~/reset service (default /env_actor/reset) is called so it starts 
 Exits after --episodes episodes.
 """
 import json
+import signal
 import threading
 from typing import Optional, Sequence
 
@@ -19,6 +20,7 @@ import cv2
 import numpy as np
 import rclpy
 from rclpy.duration import Duration
+from rclpy.signals import SignalHandlerOptions
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 
@@ -137,6 +139,11 @@ class SimRobotNode(Node):
                                  'success': bool(self.world.success),
                                  'time': self.world.success_time or self.world.time})
             self._publish_status(done=True)
+            result = self.results[-1]
+            self.get_logger().info(
+                f"episode {self.episode + 1}/{self.episodes} (seed {result['seed']}): "
+                f"{'success' if result['success'] else 'failure'} after "
+                f"{result['time']:.1f} s")
             if self.episode + 1 >= self.episodes:
                 self.finished.set()
             else:
@@ -155,8 +162,8 @@ class SimRobotNode(Node):
 
 
 def main(args: Optional[Sequence[str]] = None) -> int:
-    parser = tool_parser('The simulated robot (planar arm + gripper, '
-                                                 'three cameras) on ROS 2.')
+    parser = tool_parser('The simulated robot (planar arm + gripper, three cameras) on '
+                         'ROS 2.')
     parser.add_argument('--episodes', type=int, default=5, help='episodes to run, then exit')
     parser.add_argument('--seed', type=int, default=0, help='seed of the first episode')
     parser.add_argument('--episode-duration', type=float, default=8.0,
@@ -164,19 +171,24 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--reset-service', default='/env_actor/reset',
                         help="the policy node's reset service, called between episodes")
     opts, ros_args = parser.parse_known_args(args)
-    rclpy.init(args=ros_args)
+    # SIGINT/SIGTERM stop the loop here instead of shutting the context down under a
+    # running timer callback (which would end in "publisher's context is invalid")
+    rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     node = SimRobotNode(opts.episodes, opts.seed, opts.episode_duration, opts.reset_service)
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        while rclpy.ok() and not node.finished.is_set():
+        while rclpy.ok() and not node.finished.is_set() and not stop.is_set():
             executor.spin_once(timeout_sec=0.05)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+    except rclpy.executors.ExternalShutdownException:
         pass
     finally:
         successes = sum(r['success'] for r in node.results)
         print(f'sim: {successes}/{len(node.results)} episodes succeeded')
-        if rclpy.ok():             # after SIGINT/SIGTERM the context is already down
+        if rclpy.ok() and not stop.is_set():
             node.flush_status()
         node.destroy_node()
         rclpy.try_shutdown()
