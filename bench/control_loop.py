@@ -91,7 +91,8 @@ def run_role(role: str, duration: float, out: Path) -> None:
             rss_early = rss_mb()
     elapsed = time.monotonic() - start
     result = {'cpu_percent': 100.0 * (time.process_time() - cpu_start) / elapsed,
-              'rss_early_mb': rss_early, 'rss_early_s': early_s, 'rss_end_mb': rss_mb(), 'duration_s': elapsed}
+              'rss_early_mb': rss_early, 'rss_early_s': early_s, 'rss_end_mb': rss_mb(),
+              'duration_s': elapsed}
     if len(ticks) > 2:
         result.update(tick_stats(ticks, 1.0 / RATE))
     if role != 'bare':
@@ -149,7 +150,8 @@ def orchestrate(opts: argparse.Namespace) -> int:
     print(table(['run', 'ticks', 'dev p50 ms', 'dev p99 ms', 'dev max ms', 'missed',
                  'late > T/2', 'CPU %', 'RSS MB'], rows))
     print(f'node/bare p99 ratio: {ratio:.2f} (target <= 1.5); node RSS '
-          f'{node["rss_early_s"]:.0f} s -> end: {node["rss_early_mb"]:.1f} -> {node["rss_end_mb"]:.1f} MB ({rss_growth:+.1f} %, '
+          f'{node["rss_early_s"]:.0f} s -> end: {node["rss_early_mb"]:.1f} -> '
+          f'{node["rss_end_mb"]:.1f} MB ({rss_growth:+.1f} %, '
           f'target within 5 %)')
     print(f'inference: {node["inferences"]} calls, p50 {node["inference_p50_ms"]:.0f} ms, '
           f'busy {100 * node["inference_busy_fraction"]:.0f} % of the time, est_delay '

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, parser as bench_parser, percentiles_ms, table, write_results  # noqa: E402
+from common import (machine, parser as bench_parser, percentiles_ms, table,  # noqa: E402
+                    write_results)
 
 from env_actor.policy.utils.loader import build_ready_bundle  # noqa: E402
 from env_actor.tools.smoke import synthetic_input  # noqa: E402

@@ -237,16 +237,20 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     parser = tool_parser(
         description='Play a rosbag2 over DDS with /clock (like ros2 bag play --clock) and '
                     'optionally record output topics to a new bag.')
-    parser.add_argument('bag', type=Path, help='rosbag2 folder, or a single .mcap file')
+    parser.add_argument('bag', type=Path,
+                        help='rosbag2 folder, or a single .mcap / .db3 file')
     parser.add_argument('--rate', type=float, default=1.0, help='playback speed factor')
-    parser.add_argument('--start-offset', type=float, default=0.0, help='start this many seconds into the bag')
+    parser.add_argument('--start-offset', type=float, default=0.0,
+                        help='start this many seconds into the bag')
     parser.add_argument('--topics', nargs='*', default=None,
                         help='topics to play (default: all the player can play)')
     parser.add_argument('--remap', nargs='*', default=[], help='topic remaps OLD:=NEW')
     parser.add_argument('--clock-frequency', type=float, default=100.0,
                         help='/clock publish rate, Hz')
     parser.add_argument('--no-clock', action='store_true', help='do not publish /clock')
-    parser.add_argument('--record', type=Path, default=None, help='output bag folder for --record-topics (default: record nothing)')
+    parser.add_argument('--record', type=Path, default=None,
+                        help='output bag folder for --record-topics (default: record '
+                             'nothing)')
     parser.add_argument('--record-topics', nargs='*', default=[],
                         help='TOPIC or TOPIC=TYPE (default type: JointTrajectory for '
                              '*trajectory*, Float64MultiArray otherwise)')
