@@ -25,7 +25,7 @@ import yaml
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 
-from ros_harness import Harness
+from ros_harness import Harness, is_hold
 
 
 class FaultRobot:
@@ -236,7 +236,7 @@ class Session:
         return self.harness.diagnostics[-1][3]
 
     def holds(self, since: float) -> list:
-        return [e for e in self.harness.snapshot('traj', since) if len(e[2].points) == 1]
+        return [e for e in self.harness.snapshot('traj', since) if is_hold(e[2])]
 
     # -- faults -------------------------------------------------------------------------
     def fault(self, switch_on, switch_off, duration: float, text: str) -> dict:

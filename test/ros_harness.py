@@ -31,6 +31,13 @@ def next_domain() -> int:
     return 10 + (base - 10 + 1 + next(_DOMAINS)) % 90
 
 
+def is_hold(trajectory) -> bool:
+    """A hold: every point at the same position (the last command), at rest."""
+    points = [tuple(p.positions) for p in trajectory.points]
+    return len(points) <= 2 and len(set(points)) == 1 and not any(
+        v for p in trajectory.points for v in p.velocities)
+
+
 class Harness:
     """Spins the nodes it is given plus a probe node on one background executor."""
 

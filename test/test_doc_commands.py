@@ -70,6 +70,11 @@ def scratch(tmp_path: Path) -> Path:
 
 
 def run_command(command: str, work: Path, env: dict) -> subprocess.CompletedProcess:
+    if command.startswith('make '):
+        # a `make` in the scratch folder must not (re)install the environment: pip would
+        # write the scratch path into .venv's scripts
+        stale = subprocess.run(['make', '-q', '.venv/.env_actor_stamp'], cwd=ROOT, env=env)
+        assert stale.returncode == 0, 'the environment is out of date: run `make setup` first'
     result = subprocess.run(['bash', '-c', command], cwd=work, env=env, text=True,
                             capture_output=True, timeout=240)
     assert result.returncode == 0, f'{command}\n{result.stdout[-2000:]}{result.stderr[-2000:]}'

@@ -10,7 +10,7 @@ from sensor_msgs.msg import Image, JointState
 
 from env_actor.policy.registry import POLICY_REGISTRY
 from env_actor.ros.policy_node import PolicyNode
-from ros_harness import Harness
+from ros_harness import Harness, is_hold
 
 JOINTS = ['j1', 'j2']
 
@@ -224,9 +224,9 @@ def test_exception_in_a_callback_holds_then_exits_non_zero(tmp_path):
         thread.join(timeout=10)
         assert codes == [1]
         harness.wait_for(lambda: [e for e in harness.snapshot('traj', sent)
-                                  if len(e[2].points) == 1], 5, 'a hold trajectory')
+                                  if is_hold(e[2])], 5, 'a hold trajectory')
         last = harness.snapshot('cmd')[-1][2]
-        hold = [e for e in harness.snapshot('traj', sent) if len(e[2].points) == 1][0][2]
+        hold = [e for e in harness.snapshot('traj', sent) if is_hold(e[2])][0][2]
         np.testing.assert_allclose(hold.points[0].positions, last)
         assert node.executor_core is None            # released: no inference left behind
     finally:

@@ -16,7 +16,7 @@ from sensor_msgs.msg import CompressedImage
 from std_srvs.srv import Trigger
 
 from env_actor.ros.policy_node import PolicyNode
-from ros_harness import Harness
+from ros_harness import Harness, is_hold
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = ROOT / 'test' / 'fixtures' / 'node_params.yaml'
@@ -40,28 +40,37 @@ def commands_between(events, start, end):
 
 
 def check_chunks_follow_commands(events):
-    """Each trajectory starts with the command of its tick (the one equal to its first
-    point, nearest in time: the two topics are not ordered with respect to each other);
-    the commands after it follow its points until the next trajectory's tick; points are
-    dt apart from dt on."""
+    """Each trajectory starts at time 0 from the command before its tick (what the
+    controller was following), then holds the command of its tick (the one equal to its
+    second point, nearest in time: the two topics are not ordered with respect to each
+    other) dt later; the commands after it follow its points until the next trajectory's
+    tick; velocities are finite differences, zero at the last point."""
     commands = [(t, c) for t, kind, c in events if kind == 'cmd']
-    starts = []
+    starts, from_previous = [], 0
     for t, kind, traj in events:
         if kind != 'traj' or len(traj.points) < 5:
             continue
         assert traj.joint_names == JOINTS
-        assert H - 15 <= len(traj.points) <= H      # H - d with d <= H - s
+        assert H - 15 <= len(traj.points) - 1 <= H      # H - d with d <= H - s, + start
         times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in traj.points]
-        np.testing.assert_allclose(times, DT * np.arange(1, len(times) + 1), atol=1e-9)
+        np.testing.assert_allclose(times, DT * np.arange(len(times)), atol=1e-9)
         points = np.array([p.positions for p in traj.points])
+        velocities = np.array([p.velocities for p in traj.points])
         assert np.all(np.isfinite(points)) and np.all(np.abs(points) <= 3.1 + 1e-9)
+        np.testing.assert_allclose(velocities[-1], 0.0)
+        np.testing.assert_allclose(velocities[1:-1], (points[2:] - points[:-2]) / (2 * DT),
+                                   atol=1e-9)
         matches = [j for j, (tc, c) in enumerate(commands)
-                   if abs(tc - t) < 0.5 and np.allclose(c, points[0], atol=1e-12)]
-        assert matches, 'no command equals the first trajectory point'
-        starts.append((min(matches, key=lambda j: abs(commands[j][0] - t)), points))
+                   if abs(tc - t) < 0.5 and np.allclose(c, points[1], atol=1e-12)]
+        assert matches, 'no command equals the first planned trajectory point'
+        j = min(matches, key=lambda j: abs(commands[j][0] - t))
+        from_previous += j > 0 and np.allclose(commands[j - 1][1], points[0], atol=1e-12)
+        starts.append((j, points[1:]))
     for (j, points), (j_next, _) in zip(starts, starts[1:] + [(len(commands), None)]):
         for k in range(1, min(len(points), j_next - j)):
             np.testing.assert_allclose(commands[j + k][1], points[k], atol=1e-12)
+    # all but the first after a (re)start begin at the previous command
+    assert from_previous >= len(starts) - 3, (from_previous, len(starts))
     return len(starts)
 
 
@@ -106,7 +115,7 @@ def test_node_over_dds_lifecycle_chunks_reset_and_stale_camera():
         gap_start = max(t for t in left_frames if t < pause + PAUSE_FOR)
         last_cmd = max(e[0] for e in harness.snapshot('cmd') if e[0] < gap_start + 2.0)
         assert last_cmd <= gap_start + 0.5 + 1.0, (last_cmd - gap_start)   # max age + slack
-        holds = [e for e in harness.snapshot('traj', gap_start) if len(e[2].points) == 1]
+        holds = [e for e in harness.snapshot('traj', gap_start) if is_hold(e[2])]
         assert holds, 'no hold trajectory when the camera went stale'
         stale_diags = [d for d in harness.diagnostics if 'left stale' in d[2]]
         assert stale_diags and stale_diags[0][1] == 2          # ERROR

@@ -8,7 +8,7 @@ import numpy as np
 from rclpy.parameter import Parameter
 
 from env_actor.ros.policy_node import PolicyNode
-from ros_harness import Harness
+from ros_harness import Harness, is_hold
 from test_node_bad_inputs import Feeder, make_node, tiny_policy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,9 +73,9 @@ def test_shutdown_holds_and_releases(tmp_path):
         node.trigger_shutdown()
         assert node.executor_core is None
         harness.wait_for(lambda: [e for e in harness.snapshot('traj', before)
-                                  if len(e[2].points) == 1], 5, 'hold trajectory')
+                                  if is_hold(e[2])], 5, 'hold trajectory')
         last = harness.snapshot('cmd')[-1][2]
-        hold = [e for e in harness.snapshot('traj', before) if len(e[2].points) == 1][0][2]
+        hold = [e for e in harness.snapshot('traj', before) if is_hold(e[2])][0][2]
         np.testing.assert_allclose(hold.points[0].positions, last)
         time.sleep(0.3)
         assert not harness.snapshot('cmd', time.monotonic() - 0.2)
@@ -109,7 +109,6 @@ class BrokenActivate(PolicyNode):
 
 
 def test_inactive_node_cannot_command_and_a_raising_transition_releases_everything(tmp_path):
-    from env_actor.ros.conversions import action_to_command
     harness = Harness()
     Feeder(harness)
     node = make_node(harness, tiny_policy(tmp_path))
@@ -118,9 +117,10 @@ def test_inactive_node_cannot_command_and_a_raising_transition_releases_everythi
         node.trigger_deactivate()
         time.sleep(0.2)
         since = time.monotonic()
-        node._cmd_pub.publish(action_to_command(np.zeros(2)))   # a lifecycle publisher
+        node._outputs.send(np.zeros(2), np.zeros((3, 2)), None)  # lifecycle publishers
         time.sleep(0.5)
         assert not harness.snapshot('cmd', since), 'an inactive node published a command'
+        assert not harness.snapshot('traj', since), 'an inactive node sent a trajectory'
     finally:
         harness.close()
     harness = Harness()

@@ -106,23 +106,71 @@ def seconds_to_duration(seconds: float) -> Duration:
     return Duration(sec=nanos // 1_000_000_000, nanosec=nanos % 1_000_000_000)
 
 
+def plan_velocities(points: np.ndarray, dt: float,
+                    before: Optional[np.ndarray] = None) -> np.ndarray:
+    """Velocities of positions sampled every `dt`: central differences inside, the first
+    point from `before` (the position one `dt` earlier) when known and a forward
+    difference otherwise, zero at the last point (the plan ends there; Jazzy's JTC rejects
+    a non-zero final velocity by default).
+
+    Args:
+        points: (N, J) positions.
+        dt: seconds between points.
+        before: (J,) position one `dt` before the first point, or None.
+
+    Returns:
+        (N, J) velocities.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    velocities = np.zeros_like(points)
+    if len(points) < 2:
+        return velocities
+    velocities[1:-1] = (points[2:] - points[:-2]) / (2.0 * dt)
+    velocities[0] = ((points[1] - before) / (2.0 * dt) if before is not None
+                     else (points[1] - points[0]) / dt)
+    return velocities
+
+
 def chunk_to_trajectory(actions: np.ndarray, joint_names: Sequence[str], dt: float,
-                        stamp: Optional[Time] = None) -> JointTrajectory:
+                        stamp: Optional[Time] = None, start: Optional[np.ndarray] = None,
+                        before: Optional[np.ndarray] = None,
+                        velocities: bool = False) -> JointTrajectory:
     """Actions for ticks k, k+1, ... -> JointTrajectory with points at dt, 2 dt, ...
 
-    stamp None (default) is time 0: the controller starts the trajectory on arrival.
+    With `start` (the position commanded until now: the last action sent, or the measured
+    position when nothing was sent yet) the trajectory begins with `start` at time 0, so a
+    joint_trajectory_controller that replaces its running trajectory continues from the
+    command it was following instead of from the measured state.
+
+    Args:
+        actions: (N, J) actions for the coming ticks.
+        joint_names: J names, the order of the columns.
+        dt: control period, s.
+        stamp: header.stamp; None is time 0 (the controller starts on arrival).
+        start: (J,) first point at time 0, or None.
+        before: (J,) the command one tick before `start` (for its velocity), or None.
+        velocities: add finite-difference velocities (`plan_velocities`).
+
+    Raises:
+        ValueError: actions do not match the joint names.
     """
+    actions = np.asarray(actions, dtype=np.float64)
     if actions.ndim != 2 or actions.shape[1] != len(joint_names):
         raise ValueError(f'actions {actions.shape} do not match {len(joint_names)} joint names')
+    points = actions if start is None else np.vstack([np.asarray(start, np.float64)[None],
+                                                      actions])
+    first_time = 0.0 if start is not None else dt
+    rates = plan_velocities(points, dt, before if start is not None else None) \
+        if velocities else None
     msg = JointTrajectory()
     if stamp is not None:
         msg.header.stamp = stamp
     msg.joint_names = list(joint_names)
-    points = []
-    for i, row in enumerate(np.asarray(actions, dtype=np.float64)):
-        points.append(JointTrajectoryPoint(positions=row.tolist(),
-                                           time_from_start=seconds_to_duration((i + 1) * dt)))
-    msg.points = points
+    msg.points = [JointTrajectoryPoint(
+        positions=row.tolist(),
+        velocities=[] if rates is None else rates[i].tolist(),
+        time_from_start=seconds_to_duration(first_time + i * dt))
+        for i, row in enumerate(points)]
     return msg
 
 

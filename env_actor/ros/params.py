@@ -90,11 +90,18 @@ PARAMETERS: tuple = (
           'commanding.', low=0.001, high=3600.0),
     Param('camera_max_age', 'double', 0.5, 'Default camera.<name>.max_age (s).', low=0.001,
           high=3600.0),
+    Param('outputs', 'string[]', [], 'Output groups, one per controller; each has '
+          'output.<name>.type (joint_trajectory | forward_command) / .topic / .joints '
+          "(the controller's joints, its order). [] = the single-output parameters below."),
     Param('publish_trajectory', 'bool', True, 'Publish JointTrajectory chunks.'),
     Param('trajectory_topic', 'string', 'joint_trajectory_controller/joint_trajectory',
           'JointTrajectory output.'),
     Param('trajectory_stamp', 'string', 'zero', 'header.stamp of trajectories: zero = '
-          'start on arrival, now = the node clock.', choices=('zero', 'now')),
+          'start on arrival, now = the control tick on the node clock (needs the '
+          "controller's clock within a tick of the node's).", choices=('zero', 'now')),
+    Param('trajectory_velocities', 'bool', True, 'Trajectory points carry velocities '
+          '(finite differences of the plan; zero at the last point) so the controller '
+          'interpolates cubic, not linear.'),
     Param('publish_commands', 'bool', True, 'Publish a Float64MultiArray per tick.'),
     Param('commands_topic', 'string', 'forward_position_controller/commands',
           'Float64MultiArray output.'),
@@ -180,6 +187,7 @@ class NodeConfig:
 
     values: dict
     cameras: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)    # OutputGroup, one per controller
     warnings: list = field(default_factory=list)    # for the node to log at configure
 
     def __getattr__(self, name: str) -> Any:
@@ -279,6 +287,7 @@ def read_node_config(node) -> NodeConfig:
     declare_parameters(node)
     values = {name: parameter_value(node, name) for name in DEFAULTS}
     for name in ('state_joint_names', 'state_fields', 'action_joint_names', 'cameras',
+                 'outputs',
                  'safety.position_lower', 'safety.position_upper', 'safety.max_velocity',
                  'safety.max_step'):
         values[name] = list(values[name] or [])
@@ -346,6 +355,11 @@ def read_node_config(node) -> NodeConfig:
             raise ValueError(f"parameter {prefix}max_age must be > 0, got {specs['max_age']}")
         config.cameras.append(CameraConfig(cam, specs['topic'], specs['transport'],
                                            float(specs['max_age'])))
+    from env_actor.ros.outputs import build_output_groups, read_output_specs
+    config.outputs, idle = build_output_groups(read_output_specs(node, values, DEFAULTS),
+                                               values['action_joint_names'],
+                                               unique_joints=bool(values['outputs']))
+    config.warnings.extend(idle)
     return config
 
 

@@ -42,7 +42,6 @@ from typing import Optional
 
 import numpy as np
 import rclpy
-from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import (LifecycleNode, LifecyclePublisher, LifecycleState,
@@ -53,16 +52,15 @@ from rclpy.signals import SignalHandlerOptions
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectory
 
 from env_actor.policy.utils.device import resolve_device
 from env_actor.policy.utils.loader import build_ready_bundle, load_policy_config
 from env_actor.policy.utils.spec import PolicySpec
 from env_actor.ros.conversion_worker import ConversionWorker
-from env_actor.ros.conversions import (action_to_command, chunk_to_trajectory,
-                                       diagnostic_status, JointStateConverter)
+from env_actor.ros.command_publisher import CommandPublisher
+from env_actor.ros.conversions import diagnostic_status, JointStateConverter
 from env_actor.ros.params import (declare_parameters, NodeConfig, PARAMETER_BY_NAME,
                                   parameter_help, parameter_value, read_node_config,
                                   safety_limit)
@@ -123,8 +121,7 @@ class PolicyNode(LifecycleNode):
         self._was_commanding = False
         self._converter: Optional[ConversionWorker] = None
         self._entities: list = []
-        self._traj_pub = None
-        self._cmd_pub = None
+        self._outputs: Optional[CommandPublisher] = None
         self._reference_error = ''        # why the node cannot activate, '' if it can
         self._reported_fault = ''         # the inference fault last logged
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -256,13 +253,11 @@ class PolicyNode(LifecycleNode):
             self._entities.append(sub(String, cfg.prompt_topic, self._on_prompt, 10))
         # lifecycle publishers: an inactive node cannot command (the hold on deactivate is
         # published before the base class deactivates them)
-        self._traj_pub = (self.create_lifecycle_publisher(JointTrajectory,
-                                                          cfg.trajectory_topic, COMMAND_QOS)
-                          if cfg.publish_trajectory else None)
-        self._cmd_pub = (self.create_lifecycle_publisher(Float64MultiArray,
-                                                         cfg.commands_topic, COMMAND_QOS)
-                         if cfg.publish_commands else None)
-        self._entities += [p for p in (self._traj_pub, self._cmd_pub) if p is not None]
+        self._outputs = CommandPublisher(self, cfg.outputs, cfg.control_period, COMMAND_QOS,
+                                         cfg.trajectory_stamp == 'now',
+                                         cfg.trajectory_velocities)
+        self._entities += self._outputs.publishers
+        self.get_logger().info(f'outputs: {self._outputs.describe()}')
         self._control_timer = self.create_timer(cfg.control_period, self._on_control_tick)
         self._entities.append(self._control_timer)
         if abs(self._diag_timer.timer_period_ns * 1e-9 - cfg.diagnostics_period) > 1e-9:
@@ -342,7 +337,7 @@ class PolicyNode(LifecycleNode):
             else:
                 self.destroy_subscription(entity)
         self._entities = []
-        self._traj_pub = self._cmd_pub = None
+        self._outputs = None
         if self._converter is not None:
             self._converter.close()
             self._converter = None
@@ -405,13 +400,12 @@ class PolicyNode(LifecycleNode):
             if self._was_commanding and result.state in ('stale', 'unsafe', 'fault'):
                 self._send_hold()
             self._was_commanding = False
+            self._outputs.forget()
             return
         self._was_commanding = True
-        if self._cmd_pub is not None:
-            self._cmd_pub.publish(action_to_command(result.action))
-        if self._traj_pub is not None and result.new_chunk:
-            actions = np.vstack([result.action[None], core.planned_actions()])
-            self._traj_pub.publish(self._trajectory(actions))
+        self._outputs.send(result.action,
+                           core.planned_actions() if result.new_chunk else None,
+                           core.measured_reference())
 
     def _log_state_change(self, state: str, reason: str) -> None:
         """One line per change of the executor state (stale / recovered, starved, ...); the
@@ -443,12 +437,6 @@ class PolicyNode(LifecycleNode):
             self._was_commanding = False
             self.last_error = reason
 
-    def _trajectory(self, actions: np.ndarray) -> JointTrajectory:
-        stamp = (self.get_clock().now().to_msg() if self.config.trajectory_stamp == 'now'
-                 else None)
-        return chunk_to_trajectory(actions, self.config.action_joint_names,
-                                   self.config.control_period, stamp)
-
     def _send_hold(self) -> None:
         """Stop moving: a one-point trajectory and a command of the last safe action.
 
@@ -459,19 +447,13 @@ class PolicyNode(LifecycleNode):
         last = None if core is None else core.safety.last
         if last is None:
             return
-        if self._traj_pub is not None:
-            self._traj_pub.publish(self._trajectory(last[None]))
-        if self._cmd_pub is not None:
-            self._cmd_pub.publish(action_to_command(last))
+        if self._outputs is not None:
+            self._outputs.hold(last)
 
     def _wait_for_delivery(self, timeout_s: float = 1.0) -> None:
         """Give RELIABLE command messages (a hold) time to reach their subscribers."""
-        for pub in (self._traj_pub, self._cmd_pub):
-            if pub is not None:
-                try:
-                    pub.wait_for_all_acked(Duration(seconds=timeout_s))
-                except Exception:     # best effort on the way out
-                    pass
+        if self._outputs is not None:
+            self._outputs.wait_for_delivery(timeout_s)
 
     def stop_safely(self) -> None:
         """Every exit path: hold, let the hold go out, release the policy process."""
