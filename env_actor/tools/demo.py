@@ -68,6 +68,10 @@ def main(args: Optional[Sequence[str]] = None) -> int:
                         help='policy YAML the node runs (default: the shipped sim_flow)')
     parser.add_argument('--out', type=Path, default=Path('out'),
                         help='folder for the summary, logs and the camera strip')
+    parser.add_argument('--output', choices=('commands', 'trajectory'), default='commands',
+                        help='what the node sends the robot: a Float64MultiArray per tick, '
+                             'or a JointTrajectory per chunk (executed like the stock '
+                             'joint_trajectory_controller)')
     parser.add_argument('--timeout', type=float, default=300.0,
                         help='give up after this many seconds')
     opts = parser.parse_args(args)
@@ -85,6 +89,8 @@ def main(args: Optional[Sequence[str]] = None) -> int:
         [sys.executable, '-m', 'env_actor.ros.policy_node', '--ros-args', '--params-file',
          str(SIM_PARAMS), '-p', f'policy_yaml:={opts.policy_yaml.resolve()}',
          '-p', f'algorithm:={opts.algorithm}', '-p', 'autostart:=true',
+         '-p', f"publish_trajectory:={str(opts.output == 'trajectory').lower()}",
+         '-p', f"publish_commands:={str(opts.output == 'commands').lower()}",
          '--log-level', 'warn'])
     sim = None
     rclpy.init()

@@ -1,12 +1,15 @@
 """The simulated robot on ROS 2 (`env-actor-sim`): what a ros2_control bringup would be.
 
     env-actor-sim [--episodes 5] [--seed 0] [--episode-duration 8] [--reset-service S]
+                  [--interpolate-from-desired-state]
 
 Publishes /joint_states (100 Hz), /sim/<camera>/image_raw/compressed (JPEG, 30 Hz) for
 head/left/right and /sim/status (std_msgs/String, JSON: episode, seed, time, success,
 done); executes /forward_position_controller/commands (Float64MultiArray, a set-point per
-tick) and /joint_trajectory_controller/joint_trajectory (JointTrajectory, interpolated from
-its arrival like joint_trajectory_controller with a zero stamp). Episodes run back to back
+tick) and /joint_trajectory_controller/joint_trajectory (JointTrajectory, executed at 100 Hz
+by a model of ros2_control's joint_trajectory_controller, `env_actor.tools.jtc_model`: a
+replacement starts from the measured state unless --interpolate-from-desired-state; linear
+or cubic segments; rejections logged). Episodes run back to back
 with seeds seed, seed+1, ...; at each start the arm goes home, a new target appears and the
 policy node's ~/reset service (default /env_actor/reset) is called so it starts fresh.
 Exits after --episodes episodes.
@@ -30,6 +33,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from env_actor.tools.cli import tool_parser
+from env_actor.tools.jtc_model import JointTrajectoryControllerModel
 from env_actor.tools.sim_world import JOINTS, SimWorld
 
 CAMERAS = ('head', 'left', 'right')
@@ -39,7 +43,8 @@ class SimRobotNode(Node):
     """Steps a SimWorld on the node clock and exchanges ROS messages with it."""
 
     def __init__(self, episodes: int, seed: int, episode_duration: float,
-                 reset_service: str, **kwargs) -> None:
+                 reset_service: str, interpolate_from_desired_state: bool = False,
+                 **kwargs) -> None:
         super().__init__('env_actor_sim', **kwargs)
         self.episodes, self.first_seed = episodes, seed
         self.world = SimWorld(seed=seed, episode_duration=episode_duration)
@@ -47,7 +52,10 @@ class SimRobotNode(Node):
         self.results: list = []
         self.finished = threading.Event()
         self._lock = threading.Lock()
-        self._trajectory: Optional[tuple] = None
+        # the trajectory topic is served the way ros2_control's joint_trajectory_controller
+        # serves it (a new trajectory starts from the measured state by default)
+        self._from_desired = interpolate_from_desired_state
+        self.jtc: Optional[JointTrajectoryControllerModel] = None
         self._last_time: Optional[float] = None
         self._next_camera = 0.0
         self._next_status = 0.0
@@ -74,7 +82,7 @@ class SimRobotNode(Node):
         self.episode += 1
         with self._lock:
             self.world.reset(self.first_seed + self.episode)
-            self._trajectory = None
+            self.jtc = None
         if self._reset_client.service_is_ready():
             self._reset_client.call_async(Trigger.Request())
         self._publish_status(done=False)
@@ -83,23 +91,17 @@ class SimRobotNode(Node):
         try:
             with self._lock:
                 self.world.set_command(np.asarray(msg.data))
-                self._trajectory = None
+                self.jtc = None
         except ValueError as exc:
             self.get_logger().warn(f'ignored command: {exc}')
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
-        index = {n: i for i, n in enumerate(msg.joint_names)}
-        if not msg.points or any(j not in index for j in JOINTS):
-            self.get_logger().warn('ignored trajectory: empty or missing joints')
-            return
-        order = [index[j] for j in JOINTS]
-        times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9
-                          for p in msg.points])
-        points = np.array([[p.positions[i] for i in order] for p in msg.points])
         with self._lock:
-            start = self.world.command.copy()
-            self._trajectory = (self._now(), np.concatenate([[0.0], times]),
-                                np.vstack([start, points]))
+            if self.jtc is None:
+                self.jtc = JointTrajectoryControllerModel(JOINTS, self._from_desired)
+                self.jtc.last_command = self.world.command.copy()
+            if not self.jtc.receive(msg, self._now()):
+                self.get_logger().warn(f'rejected trajectory: {self.jtc.rejected[-1]}')
 
     def _on_step(self) -> None:
         now = self._now()
@@ -109,11 +111,10 @@ class SimRobotNode(Node):
         dt = min(now - self._last_time, 0.1)
         self._last_time = now
         with self._lock:
-            if self._trajectory is not None:
-                t0, times, points = self._trajectory
-                t = now - t0
-                command = np.array([np.interp(t, times, points[:, j]) for j in range(4)])
-                self.world.set_command(command)
+            if self.jtc is not None:
+                command = self.jtc.update(now, self.world.q)
+                if command is not None:
+                    self.world.set_command(command)
             self.world.step(dt)
             q = self.world.q.copy()
             done = self.world.done
@@ -170,6 +171,10 @@ def main(args: Optional[Sequence[str]] = None) -> int:
                         help='seconds before an unfinished episode counts as a failure')
     parser.add_argument('--reset-service', default='/env_actor/reset',
                         help="the policy node's reset service, called between episodes")
+    parser.add_argument('--interpolate-from-desired-state', action='store_true',
+                        help='start a new trajectory from the last command, like the '
+                             "controller parameter of that name (default: from the "
+                             'measured state, the controller default)')
     opts, ros_args = parser.parse_known_args(args)
     # SIGINT/SIGTERM stop the loop here instead of shutting the context down under a
     # running timer callback (which would end in "publisher's context is invalid")
@@ -177,7 +182,8 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    node = SimRobotNode(opts.episodes, opts.seed, opts.episode_duration, opts.reset_service)
+    node = SimRobotNode(opts.episodes, opts.seed, opts.episode_duration, opts.reset_service,
+                        opts.interpolate_from_desired_state)
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)
     try:
