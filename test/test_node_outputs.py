@@ -97,6 +97,14 @@ def test_shipped_robot_params_file_configures_a_node():
         assert node.lifecycle_state == 'inactive', node.last_error
         assert [c.transport for c in node.config.cameras] == ['compressed'] * 3
         assert node.config.runtime_settings().max_velocity == 1.745329
+        # every action joint goes to exactly one of its three controllers
+        groups = {g.name: (g.type, g.topic, len(g.joints)) for g in node.config.outputs}
+        assert groups == {
+            'arms': ('joint_trajectory', '/arm_controller/joint_trajectory', 14),
+            'hands': ('forward_command', '/hand_controller/commands', 6),
+            'waist_head': ('joint_trajectory', '/waist_head_controller/joint_trajectory', 4)}
+        assert sorted(j for g in node.config.outputs for j in g.joints) == \
+            sorted(node.config.action_joint_names)
     finally:
         harness.close()
 

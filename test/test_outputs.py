@@ -83,6 +83,26 @@ def test_bad_groups_fail_naming_the_parameter(tmp_path, text, error):
     assert 'params.yaml' in str(info.value)
 
 
+def test_the_documented_bringup_example_matches_its_controllers(tmp_path):
+    """docs/node.md: the controller_manager file and the node's params file agree."""
+    import re
+    import yaml
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / 'docs' / 'node.md').read_text()
+    blocks = re.findall(r'```yaml\n(# (\S+).*?)```', text, re.S)
+    files = {name: yaml.safe_load(body) for body, name in blocks}
+    controllers = files['robot_controllers.yaml']
+    (tmp_path / 'policy_params.yaml').write_text(yaml.safe_dump(files['policy_params.yaml']))
+    cfg = config_from_params_file(tmp_path / 'policy_params.yaml', {'policy_yaml': 'p.yaml'})
+    assert not cfg.warnings          # every action joint has its controller
+    for group in cfg.outputs:
+        controller = group.topic.split('/')[1]
+        kind = controllers['controller_manager']['ros__parameters'][controller]['type']
+        assert kind.startswith({'joint_trajectory': 'joint_trajectory_controller/',
+                                'forward_command': 'forward_command_controller/'}[group.type])
+        assert list(group.joints) == controllers[controller]['ros__parameters']['joints']
+
+
 def test_node_commands_each_controller_its_own_joints_over_dds(tmp_path):
     harness = Harness()
     Feeder(harness)
