@@ -48,7 +48,7 @@ class Feeder:
         msg = Image(height=16, width=16, encoding='rgb8', step=48)
         msg.data = np.full(16 * 48, 90, np.uint8).tobytes()
         if self.mode == 'bad_encoding':
-            msg.encoding = 'yuv422'
+            msg.encoding = '8UC3'
         if self.mode == 'bad_size':
             msg.data = bytes(100)
         self.cam.publish(msg)
@@ -77,7 +77,8 @@ def latest_diag(harness):
 
 
 @pytest.mark.parametrize('mode, key, text', [
-    ('bad_encoding', 'input_error_head', "encoding 'yuv422' unsupported"),
+    ('bad_encoding', 'input_error_head',
+     "camera 'head': image encoding '8UC3' carries no colour order"),
     ('bad_size', 'input_error_head', 'image data has 100 bytes'),
     ('nan_state', 'input_error_proprio', "NaN/inf in ['position:j2']"),
     ('missing_joint', 'input_error_proprio', "lacks joints ['j2']"),

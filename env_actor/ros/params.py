@@ -135,7 +135,9 @@ PARAMETER_BY_NAME = {p.name: p for p in PARAMETERS}
 DEFAULTS: dict[str, Any] = {p.name: p.default for p in PARAMETERS}
 CAMERA_KEYS = {'topic': 'Image or CompressedImage topic of this camera.',
                'transport': 'raw (sensor_msgs/Image) or compressed (CompressedImage).',
-               'max_age': 'Older frames stop commanding, s.'}
+               'max_age': 'Older frames stop commanding, s.',
+               'depth_range': '[near, far] in metres: a depth camera (16UC1 mm, 32FC1 m, '
+                              'compressedDepth) mapped to 0-255; [] = a colour camera.'}
 
 
 def parameter_table() -> str:
@@ -167,6 +169,7 @@ class CameraConfig:
     topic: str
     transport: str          # raw | compressed
     max_age: float
+    depth_range: Optional[list] = None     # [near, far] m: a depth camera
 
     @property
     def msgtype(self) -> str:
@@ -176,9 +179,19 @@ class CameraConfig:
 
     @property
     def convert(self):
-        """message, height, width -> (3, height, width) uint8 RGB (see conversions)."""
+        """message, height, width -> (3, height, width) uint8 RGB (runtime.images); its
+        errors name this camera and the parameter to set."""
         from env_actor.runtime.images import compressed_to_chw, image_to_chw
-        return image_to_chw if self.transport == 'raw' else compressed_to_chw
+        decode = image_to_chw if self.transport == 'raw' else compressed_to_chw
+        name, depth_range = self.name, self.depth_range
+
+        def convert(msg, height: int, width: int):
+            try:
+                return decode(msg, height, width, depth_range)
+            except ValueError as exc:
+                text = str(exc).replace('camera.<name>.', f'camera.{name}.')
+                raise ValueError(f'camera {name!r}: {text}') from None
+        return convert
 
 
 @dataclass
@@ -268,6 +281,15 @@ def declare_parameters(node) -> None:
         raise ValueError('; '.join(errors))
 
 
+def parameter_value_or(node, name: str, default: Any) -> Any:
+    """A declared parameter's value, `default` while it is declared but not set."""
+    try:
+        value = node.get_parameter(name).value
+    except Exception:       # rclpy's ParameterUninitializedException
+        return default
+    return default if value is None else value
+
+
 def parameter_value(node, name: str) -> Any:
     """A declared parameter's value; its default while it is declared but not set (an
     empty list parameter that no params file or override gave a value)."""
@@ -341,20 +363,29 @@ def read_node_config(node) -> NodeConfig:
     for cam in values['cameras']:
         prefix = f'camera.{cam}.'
         specs = {'topic': f'{cam}/image_raw', 'transport': 'raw',
-                 'max_age': float(values['camera_max_age'])}
+                 'max_age': float(values['camera_max_age']), 'depth_range': []}
+        kinds = {'max_age': 'double', 'depth_range': 'double[]'}
         for key, default in specs.items():
+            kind = kinds.get(key, 'string')
             if not node.has_parameter(prefix + key):
-                kind = 'double' if key == 'max_age' else 'string'
-                node.declare_parameter(prefix + key, default, Param(
+                declared = default
+                if default == []:      # rclpy would type an empty list as a byte array
+                    from rclpy.parameter import Parameter as RclParameter
+                    declared = RclParameter.Type.DOUBLE_ARRAY
+                node.declare_parameter(prefix + key, declared, Param(
                     prefix + key, kind, default, CAMERA_KEYS[key]).descriptor())
-            specs[key] = node.get_parameter(prefix + key).value
+            specs[key] = parameter_value_or(node, prefix + key, default)
         if specs['transport'] not in ('raw', 'compressed'):
             raise ValueError(f"parameter {prefix}transport must be 'raw' or 'compressed', "
                              f"got {specs['transport']!r}")
         if not float(specs['max_age']) > 0:
             raise ValueError(f"parameter {prefix}max_age must be > 0, got {specs['max_age']}")
+        depth_range = [float(v) for v in (specs['depth_range'] or [])]
+        if depth_range and not (len(depth_range) == 2 and 0 <= depth_range[0] < depth_range[1]):
+            raise ValueError(f'parameter {prefix}depth_range must be [near, far] metres with '
+                             f'0 <= near < far, got {depth_range}')
         config.cameras.append(CameraConfig(cam, specs['topic'], specs['transport'],
-                                           float(specs['max_age'])))
+                                           float(specs['max_age']), depth_range or None))
     from env_actor.ros.outputs import build_output_groups, read_output_specs
     config.outputs, idle = build_output_groups(read_output_specs(node, values, DEFAULTS),
                                                values['action_joint_names'],
