@@ -106,3 +106,48 @@ def test_docs_parameter_table_is_the_declaration():
     from env_actor.ros.params import parameter_table
     text = (ROOT / 'docs' / 'node.md').read_text()
     assert parameter_table() in text, 'docs/node.md: run `python -m env_actor.ros.params`'
+
+
+BRINGUP = """/**:
+  ros__parameters:
+    use_sim_time: false
+controller_manager:
+  ros__parameters:
+    update_rate: 500
+/robot/env_actor:
+  ros__parameters:
+    policy_yaml: p.yaml
+    state_joint_names: [a, b]
+    action_joint_names: [a, b]
+    control_frequency: 30.0
+/**/env_actor:
+  ros__parameters:
+    control_frequency: 25.0
+other_policy:
+  ros__parameters:
+    state_joint_names: [x]
+"""
+
+
+def test_params_file_sections_are_chosen_by_node_name_like_rcl(tmp_path):
+    from env_actor.ros.params import _node_pattern_matches
+    path = tmp_path / 'bringup.yaml'
+    path.write_text(BRINGUP)
+    cfg = config_from_params_file(path, node_name='env_actor', namespace='/robot')
+    # later matching sections win, in file order; other nodes' sections are ignored
+    assert cfg.state_joint_names == ['a', 'b'] and cfg.control_frequency == 25.0
+    assert cfg.sources == [f'{path} [/**]', f'{path} [/robot/env_actor]',
+                           f'{path} [/**/env_actor]']
+    with pytest.raises(ValueError, match='state_joint_names is empty'):
+        config_from_params_file(path, {'policy_yaml': 'p'}, node_name='env_actor')
+    path.write_text('controller_manager:\n  ros__parameters: {update_rate: 500}\n')
+    with pytest.raises(ValueError, match=r"no `ros__parameters` section applies to node "
+                                         r"/env_actor \(sections: \['controller_manager'\]\)"):
+        config_from_params_file(path)
+    for pattern, fqn, expected in [('/**', '/a/b/c', True), ('env_actor', '/env_actor', True),
+                                   ('env_actor', '/robot/env_actor', False),
+                                   ('/robot/*', '/robot/env_actor', True),
+                                   ('/*/env_actor', '/env_actor', False),
+                                   ('/**/env_actor', '/env_actor', True),
+                                   ('/**/env_*', '/a/b/env_actor', True)]:
+        assert _node_pattern_matches(pattern, fqn) == expected, (pattern, fqn)

@@ -201,6 +201,7 @@ class NodeConfig:
     values: dict
     cameras: list = field(default_factory=list)
     outputs: list = field(default_factory=list)    # OutputGroup, one per controller
+    sources: list = field(default_factory=list)    # params-file sections read (tools)
     warnings: list = field(default_factory=list)    # for the node to log at configure
 
     def __getattr__(self, name: str) -> Any:
@@ -416,11 +417,53 @@ class DictParameters:
         return _Value
 
 
-def config_from_params_file(path, overrides: Optional[dict] = None) -> NodeConfig:
-    """NodeConfig from a ROS parameters YAML (`/**:` or `<node>:` -> `ros__parameters`).
+def _node_pattern_matches(pattern: str, fqn: str) -> bool:
+    """Whether a params-file node key matches a fully qualified node name, as rcl matches
+    them: a key without a leading '/' is relative to the root, '*' stands for one name
+    token (or part of one), '/**' for any number of namespace tokens."""
+    import fnmatch
+    key = pattern if pattern.startswith('/') else '/' + pattern
+    key_tokens, name_tokens = key.strip('/').split('/'), fqn.strip('/').split('/')
+
+    def match(keys: list, names: list) -> bool:
+        if not keys:
+            return not names
+        if keys[0] == '**':
+            return any(match(keys[1:], names[i:]) for i in range(len(names) + 1))
+        return bool(names) and fnmatch.fnmatchcase(names[0], keys[0]) and \
+            match(keys[1:], names[1:])
+    return match(key_tokens, name_tokens)
+
+
+def params_file_sections(data: dict, node_name: str = 'env_actor',
+                         namespace: str = '/') -> tuple[dict, list]:
+    """The parameters a node named `node_name` in `namespace` takes from a params file:
+    every section whose key matches it (`/**`, `env_actor`, `/robot/env_actor`,
+    `/**/env_actor`, ...), merged in file order as rcl does (later sections win).
+
+    Returns:
+        (merged ros__parameters, the keys of the sections used).
+    """
+    fqn = '/'.join(['', *[t for t in namespace.split('/') if t], node_name])
+    merged, used = {}, []
+    for key, section in data.items():
+        if not isinstance(section, dict) or not isinstance(section.get('ros__parameters'),
+                                                            dict):
+            continue
+        if _node_pattern_matches(str(key), fqn):
+            merged.update(section['ros__parameters'])
+            used.append(str(key))
+    return merged, used
+
+
+def config_from_params_file(path, overrides: Optional[dict] = None,
+                            node_name: str = 'env_actor', namespace: str = '/') -> NodeConfig:
+    """NodeConfig from a ROS parameters YAML, taking the sections that apply to the node
+    `node_name` in `namespace` (see `params_file_sections`); `config.sources` names them.
 
     Raises:
-        ValueError: unreadable file, no ros__parameters section, or an invalid value.
+        ValueError: unreadable file, no section for this node (names the sections there
+            are), or an invalid value.
     """
     import yaml
     from pathlib import Path
@@ -429,16 +472,23 @@ def config_from_params_file(path, overrides: Optional[dict] = None) -> NodeConfi
         data = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f'cannot read parameters file {path}: {exc}') from exc
-    sections = [v['ros__parameters'] for v in data.values()
-                if isinstance(v, dict) and isinstance(v.get('ros__parameters'), dict)]
-    if not sections:
-        raise ValueError(f'{path}: no `<node or /**>: ros__parameters:` section')
-    values = dict(sections[0])
+    if not isinstance(data, dict):
+        raise ValueError(f'{path}: expected a mapping of `<node or /**>: ros__parameters:`')
+    values, used = params_file_sections(data, node_name, namespace)
+    if not used:
+        sections = [k for k, v in data.items()
+                    if isinstance(v, dict) and 'ros__parameters' in v]
+        fqn = '/'.join(['', *[t for t in namespace.split('/') if t], node_name])
+        raise ValueError(f'{path}: no `ros__parameters` section applies to node {fqn} '
+                         f'(sections: {sections}); use `/**`, its name, or pass the node '
+                         'name the section is for')
     values.update(overrides or {})
     try:
-        return read_node_config(DictParameters(values))
+        config = read_node_config(DictParameters(values))
     except ValueError as exc:
         raise ValueError(f'{path}: {exc}') from None
+    config.sources = [f'{path} [{key}]' for key in used]
+    return config
 
 
 if __name__ == '__main__':

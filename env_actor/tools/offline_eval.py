@@ -17,7 +17,7 @@ thread, each tick uses the newest frame per camera. Writes to DIR:
     plot_<joint>.png recorded vs predicted, chunk starts marked
 """
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import json
 import math
 from pathlib import Path
@@ -55,6 +55,7 @@ class EvalResult:
     chunk_start_ticks: list
     recorded: Optional[np.ndarray]
     metrics: dict
+    sources: list = field(default_factory=list)   # params-file sections used
 
 
 def recorded_action(msg, msgtype: str, joint_names: Sequence[str]) -> np.ndarray:
@@ -72,14 +73,16 @@ def recorded_action(msg, msgtype: str, joint_names: Sequence[str]) -> np.ndarray
 def evaluate(bag: Path, policy_yaml: Path, params_file: Path,
              action_topic: Optional[str] = None, delay_steps: Optional[int] = None,
              algorithm: Optional[str] = None, seed: int = 0,
-             out_dir: Optional[Path] = None, plots: bool = True) -> EvalResult:
+             out_dir: Optional[Path] = None, plots: bool = True,
+             node_name: str = 'env_actor', namespace: str = '/') -> EvalResult:
     """Run the evaluation (see module docstring).
 
     Raises:
         BagError: missing bag, unknown storage, missing topic or wrong topic type.
         ValueError / PolicyLoadError: bad parameters or policy.
     """
-    cfg = config_from_params_file(params_file, {'policy_yaml': str(policy_yaml)})
+    cfg = config_from_params_file(params_file, {'policy_yaml': str(policy_yaml)}, node_name,
+                                  namespace)
     joint_topic = absolute_topic(cfg.joint_states_topic)
     action_topic = absolute_topic(action_topic) if action_topic else None
     reader = open_bag(bag)
@@ -159,7 +162,7 @@ def evaluate(bag: Path, policy_yaml: Path, params_file: Path,
     result = EvalResult(np.asarray(times), np.asarray(actions, dtype=np.float64), states,
                         np.asarray(new_chunk, dtype=bool), chunks, chunk_starts,
                         np.asarray(recorded_rows, dtype=np.float64) if action_topic else None,
-                        {})
+                        {}, cfg.sources)
     result.metrics = {'ticks': len(times), 'commanded': int(np.sum(np.isfinite(
         result.actions[:, 0]))) if len(times) else 0, 'chunks': len(chunks),
         'delay_steps': int(delay_steps), 'algorithm': algorithm or cfg.algorithm,
@@ -229,6 +232,9 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--params-file', type=Path, required=True,
                         help='the node parameters file (topics, joints, rates, limits)')
     parser.add_argument('--out', type=Path, required=True, help='output folder')
+    parser.add_argument('--node-name', default='env_actor',
+                        help='the policy node whose section of --params-file applies')
+    parser.add_argument('--namespace', default='/', help="that node's namespace")
     parser.add_argument('--action-topic', default=None,
                         help='recorded actions (Float64MultiArray, JointState or '
                              'JointTrajectory) to compare against')
@@ -242,10 +248,11 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     try:
         result = evaluate(opts.bag, opts.policy_yaml, opts.params_file, opts.action_topic,
                           opts.delay_steps, opts.algorithm, opts.seed, opts.out,
-                          not opts.no_plots)
+                          not opts.no_plots, opts.node_name, opts.namespace)
     except (BagError, ValueError) as exc:
         parser.exit(2, f'env-actor-eval: error: {exc}\n')
     m = result.metrics
+    print(f'parameters from {", ".join(result.sources)}')
     print(f'{m["ticks"]} ticks, {m["commanded"]} commanded, {m["chunks"]} chunks '
           f'({m["algorithm"]}, delay {m["delay_steps"]} ticks); seam step mean '
           f'{m["seam_step_mean"]:.4f} vs inside {m["inside_step_mean"]:.4f}')

@@ -118,12 +118,13 @@ def train(demos: Path, out: Path, policy: str = 'flow_matching',
           params_file: Path = SIM_PARAMS, epochs: int = 40, batch_size: int = 64,
           lr: float = 1e-3, seed: int = 0, chunk: int = 24, history: int = 2,
           image_size: tuple[int, int] = (96, 96), action_topic: str = EXPERT_TOPIC,
-          log=print) -> dict:
+          log=print, node_name: str = 'env_actor', namespace: str = '/') -> dict:
     """Train and write the bundle; returns the training summary (also training.json)."""
     started = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    cfg = config_from_params_file(params_file, {'policy_yaml': '-'})
+    cfg = config_from_params_file(params_file, {'policy_yaml': '-'}, node_name, namespace)
+    log(f'parameters from {", ".join(cfg.sources)}')
     bags = sorted(p.parent for p in Path(demos).glob('**/metadata.yaml'))
     if not bags:
         raise ValueError(f'no rosbag2 folders under {demos}')
@@ -226,6 +227,9 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--chunk', type=int, default=24, help='action chunk size H')
     parser.add_argument('--action-topic', default=EXPERT_TOPIC,
                         help='Float64MultiArray topic with the action labels')
+    parser.add_argument('--node-name', default='env_actor',
+                        help='the policy node whose section of --params-file applies')
+    parser.add_argument('--namespace', default='/', help="that node's namespace")
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing bundle in --out (refused otherwise)')
     opts = parser.parse_args(args)
@@ -234,7 +238,8 @@ def main(args: Optional[Sequence[str]] = None) -> int:
                               'another --out or pass --overwrite')
     summary = train(opts.demos, opts.out, opts.policy, opts.params_file, opts.epochs,
                     opts.batch_size, opts.lr, opts.seed, opts.chunk,
-                    action_topic=opts.action_topic)
+                    action_topic=opts.action_topic, node_name=opts.node_name,
+                    namespace=opts.namespace)
     print(f'trained {opts.policy} in {summary["wall_time_s"]:.0f} s, final loss '
           f'{summary["final_loss"]:.4f}; bundle in {opts.out}')
     return 0
