@@ -53,6 +53,18 @@ setup(
             'env-actor-sim-record = env_actor.tools.sim_record:main',
             'env-actor-train = env_actor.tools.train:main',
             'env-actor-demo = env_actor.tools.demo:main',
+            # the same, named as ROS packages name executables (`ros2 run env_actor ...`)
+            'policy_node = env_actor.ros.policy_node:main',
+            'launch_node = env_actor.tools.launch_node:main',
+            'smoke = env_actor.tools.smoke:main',
+            'sensor_publisher = env_actor.tools.sensor_publisher:main',
+            'replay = env_actor.tools.bag_player:main',
+            'offline_eval = env_actor.tools.offline_eval:main',
+            'make_bag = env_actor.tools.synthetic_bag:main',
+            'sim_robot = env_actor.tools.sim_robot_node:main',
+            'sim_record = env_actor.tools.sim_record:main',
+            'train = env_actor.tools.train:main',
+            'demo = env_actor.tools.demo:main',
         ],
     },
 )

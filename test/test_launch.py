@@ -20,8 +20,13 @@ def launch_arguments() -> list:
 
 
 def test_launch_file_declares_the_documented_arguments():
-    assert launch_arguments() == ['policy_yaml', 'params_file', 'namespace', 'node_name',
-                                  'use_sim_time', 'autostart']
+    assert launch_arguments() == ['policy_yaml', 'robot', 'params_file', 'namespace',
+                                  'node_name', 'use_sim_time', 'autostart']
+    # the node it starts is the snake_case executable that setup.py installs
+    assert "executable='policy_node'" in LAUNCH.read_text()
+    setup = (ROOT / 'setup.py').read_text()
+    for name in ('policy_node', 'launch_node', 'replay', 'offline_eval', 'sim_robot', 'demo'):
+        assert f"'{name} = env_actor." in setup
 
 
 def test_console_launcher_builds_the_same_parameters():
@@ -32,6 +37,19 @@ def test_console_launcher_builds_the_same_parameters():
     assert args[5:7] == ['--params-file', str(ROOT / 'config' / 'igris_b.yaml')]
     assert args[7:] == ['-p', f'policy_yaml:={POLICY.resolve()}', '-p', 'use_sim_time:=true',
                         '-p', 'autostart:=true']
+
+
+def test_robots_by_name_like_the_seeds_run_inference(capsys):
+    from env_actor.tools.robots import available_robots, robot_params_file
+    assert {'igris_b', 'sim'} <= set(available_robots())
+    opts = parse(['-P', str(POLICY), '--robot', 'sim'])
+    assert opts.params_file == ROOT / 'config' / 'sim.yaml' == robot_params_file('sim')
+    with pytest.raises(SystemExit):
+        parse(['-P', str(POLICY), '--robot', 'igris_c'])
+    assert "--robot: unknown robot 'igris_c'; available: ['igris_b', 'sim'" in \
+        capsys.readouterr().err
+    with pytest.raises(SystemExit):            # one or the other
+        parse(['-P', str(POLICY), '--robot', 'sim', '--params-file', 'x.yaml'])
 
 
 def test_console_launcher_rejects_missing_files(capsys):

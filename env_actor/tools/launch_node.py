@@ -1,11 +1,13 @@
 """Start the policy node as `ros2 launch env_actor policy.launch.py` would, without `launch`.
 
-    env-actor-launch --policy-yaml P [--params-file F] [--namespace NS] [--node-name N]
-                     [--use-sim-time] [--no-autostart] [--ros-args -p device:=cpu ...]
+    env-actor-launch -P POLICY_YAML [--robot NAME | --params-file F] [--namespace NS]
+                     [--node-name N] [--use-sim-time] [--no-autostart]
+                     [--ros-args -p device:=cpu ...]
 
-Same parameters in the same order as launch/policy.launch.py: the params file (keyed
-`/**`, default config/igris_b.yaml) first, then policy_yaml / use_sim_time / autostart,
-then anything after `--ros-args` (so `-p name:=value` there overrides the file).
+Same parameters in the same order as launch/policy.launch.py: the params file (the
+installed `config/<robot>.yaml` of `--robot`, default igris_b, or `--params-file`) first,
+then policy_yaml / use_sim_time / autostart, then anything after `--ros-args` (so
+`-p name:=value` there overrides the file).
 """
 import argparse
 from pathlib import Path
@@ -14,10 +16,13 @@ from typing import Optional, Sequence
 from env_actor.tools.cli import tool_parser
 
 
+DEFAULT_ROBOT = 'igris_b'
+
+
 def default_params_file() -> Path:
     """config/igris_b.yaml from the installed share folder, else from the source tree."""
-    from env_actor.tools.share import share_path
-    return share_path('config', 'igris_b.yaml')
+    from env_actor.tools.robots import robot_params_file
+    return robot_params_file(DEFAULT_ROBOT)
 
 
 def ros_arguments(opts: argparse.Namespace) -> list[str]:
@@ -34,11 +39,14 @@ def ros_arguments(opts: argparse.Namespace) -> list[str]:
 
 def parse(args: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = tool_parser(__doc__.splitlines()[0])
-    parser.add_argument('--policy-yaml', required=True, type=Path,
+    parser.add_argument('-P', '--policy-yaml', required=True, type=Path,
                         help='policy YAML (required)')
-    parser.add_argument('--params-file', type=Path, default=None,
-                        help='node parameters file (default: the installed '
-                             'config/igris_b.yaml)')
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument('--robot', default=None,
+                       help=f'robot name: its installed config/<robot>.yaml (default: '
+                            f'{DEFAULT_ROBOT})')
+    where.add_argument('--params-file', type=Path, default=None,
+                       help='node parameters file instead of a robot name')
     parser.add_argument('--namespace', default='', help='node namespace (default: none)')
     parser.add_argument('--node-name', default='env_actor', help='node name')
     parser.add_argument('--use-sim-time', action='store_true',
@@ -46,7 +54,12 @@ def parse(args: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--no-autostart', dest='autostart', action='store_false',
                         help='stay unconfigured; drive the lifecycle transitions yourself')
     opts = parser.parse_args(args)
-    opts.params_file = opts.params_file or default_params_file()
+    if opts.params_file is None:
+        from env_actor.tools.robots import robot_params_file
+        try:
+            opts.params_file = robot_params_file(opts.robot or DEFAULT_ROBOT)
+        except ValueError as exc:
+            parser.error(f'--robot: {exc}')
     for label, path in (('--policy-yaml', opts.policy_yaml),
                         ('--params-file', opts.params_file)):
         if not Path(path).is_file():
