@@ -41,7 +41,7 @@ def test_faults_inputs_lifecycle_resets_inference_and_sigterm(tmp_path):
                 lambda: setattr(robot, 'joint_mode', 'good'), 1.5,
                 "joint_states lacks joints ['shoulder']")
         s.fault(lambda: robot.camera_mode.update(head='bad_encoding'),
-                lambda: robot.camera_mode.update(head='good'), 1.5, "'32FC1' unsupported")
+                lambda: robot.camera_mode.update(head='good'), 1.5, "'32FC1' is a depth image")
 
         # lifecycle cycling: the operator moves the robot while the node is inactive
         for pose in ([0.9, 0.4, -0.6, 0.1], [-1.0, 1.2, 0.3, 1.8], POSE):
