@@ -70,7 +70,9 @@ from env_actor.runtime.observation import PROPRIO
 from env_actor.runtime.safety import SafetyFilter
 from env_actor.runtime.supervisor import auto_timeout, SupervisedWorker
 
-COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# reliable (what controllers subscribe with), newest only: after a link outage DDS
+# retransmits just the latest message (the hold), never a queue of stale chunks
+COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class _RosLogHandler(logging.Handler):

@@ -6,7 +6,8 @@ It follows the controller's source (`validate_trajectory_msg`, `update` and
 for position-commanded joints with the default spline interpolation:
 
 * A trajectory with `header.stamp` 0 starts when the controller first samples it; a
-  non-zero stamp is an absolute start time, and one that ends in the past is rejected.
+  non-zero stamp is an absolute start time, and one whose last point is in the past is
+  rejected.
 * On the first sample after a replacement the controller records a state "before the
   trajectory": the *measured* state (default), or the last command when
   `interpolate_from_desired_state` (`open_loop_control` before Jazzy) is set. Until the
@@ -134,8 +135,10 @@ class JointTrajectoryControllerModel:
         if not names:
             return 'Empty joint names on incoming trajectory.'
         start = duration_seconds(msg.header.stamp)
-        if start != 0.0:
-            end = start + sum(duration_seconds(p.time_from_start) for p in msg.points)
+        if start != 0.0 and msg.points:
+            # the end is the last point's time (Humble's controller summed every point's
+            # time_from_start here, which accepts far more late trajectories)
+            end = start + duration_seconds(msg.points[-1].time_from_start)
             if end < now:
                 return 'Received trajectory with non zero time start time that ends on the past'
         for name in names:
