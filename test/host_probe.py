@@ -5,9 +5,9 @@
 Writes one JSON line per message it receives (flushed at once, so the test can follow
 it live): receive time on CLOCK_MONOTONIC (shared by all namespaces of the machine, so
 two probes' times compare), the kind and a short payload; joint states and trajectories
-also carry their age (receive time minus header.stamp, on the system clock) last. Topics: /joint_states,
-/joint_trajectory_controller/joint_trajectory, /diagnostics (the policy's status),
-/sim/status and the head camera. Exits after --duration seconds or on SIGINT/SIGTERM.
+also carry their age (receive time minus header.stamp, on the system clock). Topics:
+/joint_states, /joint_trajectory_controller/joint_trajectory, /diagnostics (the policy's
+status), /sim/status and the head camera. Exits after --duration seconds or on SIGINT/SIGTERM.
 """
 import argparse
 import json
