@@ -97,3 +97,25 @@ def test_observation_history_assembles_input_data_from_cache():
     assert set(data) == {'proprio', 'head', 'prompt'}
     assert data['proprio'].shape == (2, 2) and data['head'].shape == (1, 3, 2, 2)
     assert data['prompt'] == 'pick the cube'
+
+
+def test_lazy_frames_are_decoded_once_and_only_when_a_snapshot_holds_them():
+    from env_actor.runtime.history import ImageHistory, LazyFrame
+    calls = []
+
+    def frame(value):
+        return LazyFrame(lambda: calls.append(value) or np.full((3, 2, 2), value, np.uint8))
+
+    history = ImageHistory(num_img_obs=2, stride=2, shape=(3, 2, 2))
+    frames = [frame(v) for v in range(5)]
+    for f in frames:
+        history.push(f)
+    assert calls == []                          # pushing decodes nothing
+    snap = history.snapshot()                   # ticks 4 and 2 of 0..4
+    assert [int(s[0, 0, 0]) for s in snap] == [2, 4] and sorted(calls) == [2, 4]
+    history.snapshot()
+    assert sorted(calls) == [2, 4]              # decoded once
+    bad = ImageHistory(num_img_obs=1, shape=(3, 2, 2))
+    bad.push(LazyFrame(lambda: np.zeros((3, 4, 4), np.uint8)))
+    with pytest.raises(ValueError, match=r'image frame must be \(3, 2, 2\)'):
+        bad.snapshot()

@@ -53,14 +53,25 @@ def write_policy(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
-def test_offline_eval_reads_both_formats_and_is_deterministic(tmp_path, storage):
+def test_offline_eval_reads_both_formats_and_is_deterministic(tmp_path, storage,
+                                                              monkeypatch):
+    import env_actor.runtime.images as images
     bag = tmp_path / 'episode'
     counts = write_episode(bag, JOINTS, DURATION, storage, (64, 48))
     assert counts['/joint_states'] == 400 and counts['/head/image_raw/compressed'] == 120
     params, policy = write_params(tmp_path), write_policy(tmp_path)
+    decoded = []
+    real = images.compressed_to_chw
+    monkeypatch.setattr(images, 'compressed_to_chw',
+                        lambda *a, **k: decoded.append(1) or real(*a, **k))
     first = evaluate(bag, policy, params, ACTION_TOPIC, delay_steps=2,
                      out_dir=tmp_path / 'out')
-    second = evaluate(bag, policy, params, ACTION_TOPIC, delay_steps=2)
+    lazy_decodes, decoded[:] = len(decoded), []
+    # decoding every frame up front (how it was done before) gives the same results
+    second = evaluate(bag, policy, params, ACTION_TOPIC, delay_steps=2, lazy_decode=False)
+    # lazily only frames that reach a policy input (chunks start every s = 5 ticks; the
+    # eager path decodes the newest frame of each camera at every tick)
+    assert lazy_decodes <= len(decoded) / 3, (lazy_decodes, len(decoded))
     np.testing.assert_array_equal(first.actions, second.actions)
     assert first.chunk_start_ticks == second.chunk_start_ticks
     for a, b in zip(first.chunks, second.chunks):

@@ -8,8 +8,10 @@ is one contiguous slice; `snapshot()` copies it once for the inference thread.
 Image frames are kept by reference (a converted frame is never mutated), so a snapshot
 stacks only the frames the policy gets: with `num_img_obs == 1` it is a zero-copy view.
 With `stride = k` the policy gets frames from ticks t, t-k, ..., t-(n-1)k.
+A `LazyFrame` may be pushed instead of an array (offline evaluation): it is decoded, once,
+only when a snapshot contains it.
 """
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -72,6 +74,27 @@ class ProprioHistory:
         return self.view()[-1]
 
 
+class LazyFrame:
+    """A camera frame decoded on first use, then kept.
+
+    Args:
+        decode: returns the (3, H, W) uint8 frame; may raise ValueError.
+    """
+
+    __slots__ = ('_decode', '_frame')
+
+    def __init__(self, decode: Callable[[], np.ndarray]) -> None:
+        self._decode: Optional[Callable[[], np.ndarray]] = decode
+        self._frame: Optional[np.ndarray] = None
+
+    def resolve(self) -> np.ndarray:
+        """The decoded frame (decoding it now on the first call)."""
+        if self._frame is None:
+            self._frame = self._decode()
+            self._decode = None
+        return self._frame
+
+
 class ImageHistory:
     """The frames a policy needs for one camera: `num_img_obs` frames `stride` ticks apart."""
 
@@ -93,13 +116,22 @@ class ImageHistory:
         self._newest = -1
         self._count = 0
 
-    def push(self, frame: np.ndarray) -> None:
-        """Add the frame of this tick (3, H, W) uint8, kept by reference."""
+    def _checked(self, frame: np.ndarray) -> np.ndarray:
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[0] != 3:
             raise ValueError(f'image frame must be (3, H, W) uint8, got {frame.shape} '
                              f'{frame.dtype}')
         if self.shape is not None and frame.shape != self.shape:
             raise ValueError(f'image frame must be {self.shape}, got {frame.shape}')
+        return frame
+
+    def _array(self, frame: Union[np.ndarray, LazyFrame]) -> np.ndarray:
+        return self._checked(frame.resolve()) if isinstance(frame, LazyFrame) else frame
+
+    def push(self, frame: Union[np.ndarray, LazyFrame]) -> None:
+        """Add the frame of this tick (3, H, W) uint8, kept by reference (a LazyFrame is
+        checked when a snapshot decodes it)."""
+        if not isinstance(frame, LazyFrame):
+            self._checked(frame)
         if self._count == 0:
             self._frames = [frame] * self._capacity
             self._newest = self._capacity - 1
@@ -113,7 +145,7 @@ class ImageHistory:
         if self._count == 0:
             raise ValueError('image history is empty')
         if self.num_img_obs == 1:
-            return self._frames[self._newest][np.newaxis]
+            return self._array(self._frames[self._newest])[np.newaxis]
         picks = [self._frames[(self._newest - (self.num_img_obs - 1 - j) * self.stride)
                               % self._capacity] for j in range(self.num_img_obs)]
-        return np.stack(picks)
+        return np.stack([self._array(frame) for frame in picks])

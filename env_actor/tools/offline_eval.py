@@ -34,6 +34,7 @@ from env_actor.ros.conversions import (action_to_command, chunk_to_trajectory,
 from env_actor.ros.params import config_from_params_file, NodeConfig
 from env_actor.runtime.executor import ALGORITHMS
 from env_actor.runtime.factory import build_executor, measure_latency
+from env_actor.runtime.history import LazyFrame
 from env_actor.runtime.observation import PROPRIO
 from env_actor.tools.bag_io import (absolute_topic, BagError, BagWriter, deserialize,
                                     open_bag, read_messages, require_topics, topic_types)
@@ -74,7 +75,8 @@ def evaluate(bag: Path, policy_yaml: Path, params_file: Path,
              action_topic: Optional[str] = None, delay_steps: Optional[int] = None,
              algorithm: Optional[str] = None, seed: int = 0,
              out_dir: Optional[Path] = None, plots: bool = True,
-             node_name: str = 'env_actor', namespace: str = '/') -> EvalResult:
+             node_name: str = 'env_actor', namespace: str = '/',
+             lazy_decode: bool = True) -> EvalResult:
     """Run the evaluation (see module docstring).
 
     Raises:
@@ -112,14 +114,26 @@ def evaluate(bag: Path, policy_yaml: Path, params_file: Path,
         last_recorded: Optional[np.ndarray] = None
         next_tick: Optional[float] = None
 
+        def decoder(camera, raw: bytes, stamp: float):
+            def decode() -> np.ndarray:
+                try:
+                    return camera.convert(deserialize(raw, camera.msgtype),
+                                          spec.image_height, spec.image_width)
+                except ValueError as exc:
+                    raise ValueError(f'{bag}: frame at {stamp:.3f} s: {exc}') from None
+            return decode
+
         def tick(now: float) -> None:
             for topic, (raw, stamp) in pending.items():
                 camera = cams[topic]
-                try:
-                    frame = camera.convert(deserialize(raw, camera.msgtype), spec.image_height,
-                                           spec.image_width)
-                except ValueError:
-                    continue                     # reported by staleness, as in the node
+                if lazy_decode:    # decoded only if a policy input ever contains it
+                    frame = LazyFrame(decoder(camera, raw, stamp))
+                else:
+                    try:
+                        frame = camera.convert(deserialize(raw, camera.msgtype),
+                                               spec.image_height, spec.image_width)
+                    except ValueError:
+                        continue                 # reported by staleness, as in the node
                 executor.cache.update(camera.name, frame, stamp)
             pending.clear()
             result = executor.on_tick(now)
