@@ -1,16 +1,22 @@
-"""Control-loop timing of the policy node under load, next to a bare rclpy timer.
+"""Control-loop timing of the policy node, interleaved with a bare rclpy timer.
 
-In one run (each role in its own process, one after the other, same machine):
-  1. `bare`:     a plain rclpy timer at the control rate, nothing else;
-  2. `pipeline`: the node configured but inactive while 3 cameras (640x480 JPEG, 30 Hz)
-                 and joint states (100 Hz) stream in: CPU cost of the observation pipeline;
-  3. `node`:     the node commanding with RTC and the flow_matching policy at the igris_b
-                 shapes, inference re-starting every s = 4 ticks (busy most of the time).
-Reports tick-interval deviation from the period (p50/p99/max), missed ticks, CPU, and
-resident memory at 30 s and at the end. Prints a table, writes
-bench/results/control_loop.json.
+Each run is its own process, one after the other on the same machine, while a sensor
+publisher streams 3 cameras (640x480 JPEG, 30 Hz) and joint states (100 Hz):
+  `bare`     a plain rclpy timer at the control rate, nothing else;
+  `node`     the node commanding with RTC and the flow_matching policy at the igris_b
+             shapes (inference in its own process; s = --s, igris_b's 35 by default);
+  `pipeline` the node configured but inactive: the CPU of its observation pipeline;
+  `plain`    what a typical node does instead: an rclpy subscriber that decodes every
+             JPEG with cv2.imdecode and resizes it with cv2.resize (same sizes).
+The pairs (bare, node) and (pipeline, plain) alternate --alternations times, so a noisy
+moment hits one run, not a whole column: the node/bare p99 ratio is reported per pair
+(median, min-max). Reports tick-interval deviation from the period (p50/p99/max, in ms
+and as a fraction of the period), missed and starved ticks, the CPU of the node and of
+its inference process, and a per-tick phase breakdown of the node's control tick
+(sample the history, collect a chunk, submit an inference, select the action, publish).
+Prints tables, writes bench/results/control_loop.json.
 
-Usage: python bench/control_loop.py [--duration 120] [--pipeline-duration 20]
+Usage: python bench/control_loop.py [--alternations 3] [--duration 30]
 """
 import argparse
 import json
@@ -32,6 +38,7 @@ PARAMS = ROOT / 'test' / 'fixtures' / 'node_params.yaml'
 FLOW = ROOT / 'env_actor' / 'policy' / 'policies' / 'flow_matching' / 'flow_matching.yaml'
 RATE = 20.0
 TORCH_THREADS = int(os.environ.get('BENCH_TORCH_THREADS', '0'))
+PHASES = ('sample', 'collect', 'submit', 'select', 'publish')
 
 
 def rss_mb() -> float:
@@ -39,6 +46,12 @@ def rss_mb() -> float:
         if line.startswith('VmRSS:'):
             return int(line.split()[1]) / 1024.0
     return float('nan')
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (from /proc)."""
+    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
 def tick_stats(ticks: list, period: float) -> dict:
@@ -54,62 +67,125 @@ def tick_stats(ticks: list, period: float) -> dict:
             'late_ticks': int(np.sum(deviation > period * 500.0))}
 
 
-def run_role(role: str, duration: float, out: Path) -> None:
+def timed(phases: dict, name: str, fn):
+    """Wrap `fn` to add its wall time to phases[name][-1] (the current tick's slot)."""
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            phases[name][-1] += time.perf_counter() - start
+    return wrapper
+
+
+def run_role(role: str, duration: float, out: Path, s: int) -> None:
     """Child process: run one role and write its measurements to `out`."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     rclpy.init()
     ticks: list = []
-    rss_early = None
-    early_s = min(30.0, duration / 4)  # memory growth is measured from here to the end
+    phases = {name: [] for name in PHASES + ('tick',)}
     executor = SingleThreadedExecutor()
-    node = None
     if role == 'bare':
         node = rclpy.create_node('bare_timer')
         node.create_timer(1.0 / RATE, lambda: ticks.append(time.monotonic()))
+    elif role == 'plain':
+        node = plain_subscriber(rclpy)
     else:
         from env_actor.ros.policy_node import PolicyNode
         node = PolicyNode(cli_args=['--ros-args', '--params-file', str(PARAMS),
                                     '-p', f'policy_yaml:={FLOW}',
-                                    '-p', 'min_num_actions_executed:=4',
+                                    '-p', f'min_num_actions_executed:={s}',
                                     '-p', f'torch_threads:={TORCH_THREADS}'])
         original = node._on_control_tick
 
         def timed_tick() -> None:
             ticks.append(time.monotonic())
-            original()
+            for name in phases:
+                phases[name].append(0.0)
+            timed(phases, 'tick', original)()
         node._on_control_tick = timed_tick
         node.trigger_configure()
+        core = node.executor_core
+        core.history.sample = timed(phases, 'sample', core.history.sample)
+        core._collect = timed(phases, 'collect', core._collect)
+        core._start_inference = timed(phases, 'submit', core._start_inference)
+        core._select = timed(phases, 'select', core._select)
+        node._outputs.send = timed(phases, 'publish', node._outputs.send)
         if role == 'node':
             node.trigger_activate()
     executor.add_node(node)
+    child = getattr(getattr(node, 'executor_core', None), 'worker', None)
+    child_pid = getattr(child, 'pid', None)
+    child_cpu = cpu_seconds(child_pid) if child_pid else 0.0
     start = time.monotonic()
     cpu_start = time.process_time()
     while time.monotonic() - start < duration:
         executor.spin_once(timeout_sec=0.1)
-        if rss_early is None and time.monotonic() - start >= early_s:
-            rss_early = rss_mb()
     elapsed = time.monotonic() - start
     result = {'cpu_percent': 100.0 * (time.process_time() - cpu_start) / elapsed,
-              'rss_early_mb': rss_early, 'rss_early_s': early_s, 'rss_end_mb': rss_mb(),
-              'duration_s': elapsed}
+              'rss_end_mb': rss_mb(), 'duration_s': elapsed}
+    if child_pid:
+        result['inference_cpu_percent'] = 100.0 * (cpu_seconds(child_pid) - child_cpu) / elapsed
     if len(ticks) > 2:
         result.update(tick_stats(ticks, 1.0 / RATE))
-    if role != 'bare':
+    if role == 'node':
         core = node.executor_core
-        result['rates_hz'] = {k: v / elapsed for k, v in core.cache.counts().items()}
-        if role == 'node':
-            lat = np.asarray(core.stats.latencies_s)
-            result.update({'inferences': core.stats.inferences,
-                           'inference_p50_ms': float(np.percentile(lat, 50) * 1e3),
-                           'inference_busy_fraction': float(lat.sum() / elapsed),
-                           'est_delay': core.est_delay,
-                           'starved_ticks': core.stats.starved_ticks,
-                           'stale_ticks': core.stats.stale_ticks,
-                           'commanded': core.stats.commanded})
+        lat = np.asarray(core.stats.latencies_s)
+        result.update({'inferences': core.stats.inferences,
+                       'inference_p50_ms': float(np.percentile(lat, 50) * 1e3),
+                       'est_delay': core.est_delay,
+                       'starved_ticks': core.stats.starved_ticks,
+                       'stale_ticks': core.stats.stale_ticks,
+                       'commanded': core.stats.commanded,
+                       'rates_hz': {k: v / elapsed for k, v in core.cache.counts().items()},
+                       'phases_ms': {name: {
+                           'p50': float(np.percentile(v, 50) * 1e3),
+                           'p99': float(np.percentile(v, 99) * 1e3),
+                           'max': float(np.max(v) * 1e3)}
+                           for name, v in phases.items() if v}})
+    if role in ('node', 'pipeline'):
         node._release()
     out.write_text(json.dumps(result))
     rclpy.try_shutdown()
+
+
+def plain_subscriber(rclpy):
+    """The usual way: decode and resize each JPEG in its subscription callback."""
+    import cv2
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CompressedImage, JointState
+    node = rclpy.create_node('plain_subscriber')
+    latest = {}
+
+    def on_image(name):
+        def callback(msg):
+            bgr = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
+            latest[name] = cv2.resize(bgr, (320, 240), interpolation=cv2.INTER_AREA)
+        return callback
+    for camera in ('head', 'left', 'right'):
+        node.create_subscription(CompressedImage, f'{camera}/image_raw/compressed',
+                                 on_image(camera), qos_profile_sensor_data)
+    node.create_subscription(JointState, 'joint_states',
+                             lambda m: latest.__setitem__('proprio', np.array(m.position)),
+                             qos_profile_sensor_data)
+    return node
+
+
+def run_child(role: str, duration: float, s: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / 'result.json'
+        print(f'running {role} for {duration:.0f} s ...', flush=True)
+        subprocess.run([sys.executable, __file__, '--role', role, '--duration', str(duration),
+                        '--role-out', str(out), '--s', str(s)], check=True,
+                       env=dict(os.environ), stderr=subprocess.DEVNULL)
+        return json.loads(out.read_text())
+
+
+def spread(values) -> dict:
+    values = np.asarray(values, dtype=np.float64)
+    return {'median': float(np.median(values)), 'min': float(values.min()),
+            'max': float(values.max())}
 
 
 def orchestrate(opts: argparse.Namespace) -> int:
@@ -117,63 +193,71 @@ def orchestrate(opts: argparse.Namespace) -> int:
     isolate_ros_env()
     import yaml
     joints = yaml.safe_load(PARAMS.read_text())['/**']['ros__parameters']['state_joint_names']
-    total = opts.duration * 2 + opts.pipeline_duration + 60
+    total = opts.alternations * (2 * opts.duration + 2 * opts.pipeline_duration + 40) + 60
     sensors = subprocess.Popen(
         [sys.executable, '-m', 'env_actor.tools.sensor_publisher', '--transport', 'compressed',
          '--size', '640x480', '--duration', str(total), '--joints', *joints],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    results = {}
+    runs = {'bare': [], 'node': [], 'pipeline': [], 'plain': []}
     try:
-        for role, duration in (('bare', opts.duration), ('pipeline', opts.pipeline_duration),
-                               ('node', opts.duration)):
-            with tempfile.TemporaryDirectory() as tmp:
-                out = Path(tmp) / 'result.json'
-                print(f'running {role} for {duration:.0f} s ...', flush=True)
-                subprocess.run([sys.executable, __file__, '--role', role, '--duration',
-                                str(duration), '--role-out', str(out)], check=True,
-                               env=dict(os.environ), stderr=subprocess.DEVNULL)
-                results[role] = json.loads(out.read_text())
+        for _ in range(opts.alternations):
+            for role, duration in (('bare', opts.duration), ('node', opts.duration),
+                                   ('pipeline', opts.pipeline_duration),
+                                   ('plain', opts.pipeline_duration)):
+                runs[role].append(run_child(role, duration, opts.s))
     finally:
         sensors.terminate()
         sensors.wait(timeout=10)
-    bare, node, pipe = results['bare'], results['node'], results['pipeline']
-    ratio = node['dev_p99_ms'] / max(bare['dev_p99_ms'], 1e-9)
-    rss_growth = (node['rss_end_mb'] - node['rss_early_mb']) / node['rss_early_mb'] * 100.0
-    rows = [[name, r.get('ticks', '-'), r.get('dev_p50_ms', float('nan')),
-             r.get('dev_p99_ms', float('nan')), r.get('dev_max_ms', float('nan')),
-             r.get('missed_ticks', '-'), r.get('late_ticks', '-'), r['cpu_percent'],
-             r['rss_end_mb']]
-            for name, r in (('bare rclpy timer', bare), ('node, RTC flow_matching', node),
-                            ('node inactive: obs pipeline', pipe))]
-    print(f'\ncontrol loop at {RATE:g} Hz, {opts.duration:.0f} s each; tick interval '
-          f'deviation from the period')
-    print(table(['run', 'ticks', 'dev p50 ms', 'dev p99 ms', 'dev max ms', 'missed',
-                 'late > T/2', 'CPU %', 'RSS MB'], rows))
-    print(f'node/bare p99 ratio: {ratio:.2f} (target <= 1.5); node RSS '
-          f'{node["rss_early_s"]:.0f} s -> end: {node["rss_early_mb"]:.1f} -> '
-          f'{node["rss_end_mb"]:.1f} MB ({rss_growth:+.1f} %, '
-          f'target within 5 %)')
-    print(f'inference: {node["inferences"]} calls, p50 {node["inference_p50_ms"]:.0f} ms, '
-          f'busy {100 * node["inference_busy_fraction"]:.0f} % of the time, est_delay '
-          f'{node["est_delay"]}, starved ticks {node["starved_ticks"]}; input rates '
-          f'{ {k: round(v, 1) for k, v in node["rates_hz"].items()} }')
-    print(f'observation pipeline (3 x 640x480 JPEG at 30 Hz + joint states at 100 Hz): '
-          f'{pipe["cpu_percent"]:.0f} % of one core')
-    path = write_results('control_loop', {'machine': machine(), 'rate_hz': RATE,
-                                          'duration_s': opts.duration, 'results': results,
-                                          'p99_ratio_node_over_bare': ratio,
-                                          'rss_growth_percent': rss_growth}, out=opts.out)
+    period_ms = 1e3 / RATE
+    ratios = [n['dev_p99_ms'] / max(b['dev_p99_ms'], 1e-9)
+              for b, n in zip(runs['bare'], runs['node'])]
+    cpu_ratio = [p['cpu_percent'] / max(q['cpu_percent'], 1e-9)
+                 for p, q in zip(runs['pipeline'], runs['plain'])]
+    rows = []
+    for role in ('bare', 'node'):
+        for i, r in enumerate(runs[role]):
+            rows.append([f'{role} #{i + 1}', r['ticks'], r['dev_p50_ms'], r['dev_p99_ms'],
+                         f"{100 * r['dev_p99_ms'] / period_ms:.1f} %", r['dev_max_ms'],
+                         r['missed_ticks'], r.get('starved_ticks', '-'), r['cpu_percent'],
+                         r.get('inference_cpu_percent', '-')])
+    print(f'\ncontrol loop at {RATE:g} Hz, RTC s = {opts.s}, {opts.alternations} x '
+          f'{opts.duration:.0f} s per role, interleaved; tick interval deviation')
+    print(table(['run', 'ticks', 'dev p50 ms', 'dev p99 ms', 'p99 / period', 'dev max ms',
+                 'missed', 'starved', 'CPU %', 'inference CPU %'], rows))
+    print(f'node/bare p99 ratio per pair: {[round(r, 2) for r in ratios]} (median '
+          f'{np.median(ratios):.2f}; target <= 1.5 and p99 <= 2 % of the period)')
+    phase_rows = [[name] + [np.median([r['phases_ms'][name][k] for r in runs['node']])
+                            for k in ('p50', 'p99', 'max')]
+                  for name in PHASES + ('tick',)]
+    print('\nnode control tick, per phase (ms, median over the node runs)')
+    print(table(['phase', 'p50', 'p99', 'max'], phase_rows))
+    pairs = [(round(p['cpu_percent']), round(q['cpu_percent']))
+             for p, q in zip(runs['pipeline'], runs['plain'])]
+    print(f'\nobservation pipeline (3 x 640x480 JPEG at 30 Hz + joint states at 100 Hz), '
+          f'CPU % of one core per pair (node inactive, plain subscriber): {pairs}; '
+          f'ratio median {np.median(cpu_ratio):.2f}')
+    path = write_results('control_loop', {
+        'machine': machine(), 'rate_hz': RATE, 's': opts.s, 'duration_s': opts.duration,
+        'alternations': opts.alternations, 'runs': runs,
+        'p99_ratio_node_over_bare': spread(ratios),
+        'node_p99_fraction_of_period': spread([n['dev_p99_ms'] / period_ms
+                                               for n in runs['node']]),
+        'pipeline_cpu_over_plain': spread(cpu_ratio)}, out=opts.out)
     print(f'wrote {path}')
     return 0
 
 
 def main(args=None) -> int:
     parser = bench_parser(__doc__.splitlines()[0], 'control_loop')
-    parser.add_argument('--duration', type=float, default=120.0,
-                        help='seconds of the bare-timer run and of the active-node run')
+    parser.add_argument('--alternations', type=int, default=3,
+                        help='how many times each pair of runs alternates')
+    parser.add_argument('--duration', type=float, default=30.0,
+                        help='seconds of each bare-timer and active-node run')
     parser.add_argument('--pipeline-duration', type=float, default=20.0,
-                        help='seconds of the inactive-node (observation pipeline) run')
-    parser.add_argument('--role', choices=('bare', 'pipeline', 'node'),
+                        help='seconds of each inactive-node and plain-subscriber run')
+    parser.add_argument('--s', type=int, default=35,
+                        help='RTC execution horizon s (igris_b: 35)')
+    parser.add_argument('--role', choices=('bare', 'pipeline', 'node', 'plain'),
                         help='internal: run one role in this process and write its '
                              'measurements to --role-out')
     parser.add_argument('--role-out', type=Path, help='internal: see --role')
@@ -182,7 +266,7 @@ def main(args=None) -> int:
     opts = parser.parse_args(args)
     os.environ['BENCH_TORCH_THREADS'] = str(opts.torch_threads)
     if opts.role:
-        run_role(opts.role, opts.duration, opts.role_out)
+        run_role(opts.role, opts.duration, opts.role_out, opts.s)
         return 0
     return orchestrate(opts)
 
