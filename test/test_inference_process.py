@@ -45,14 +45,18 @@ def save_weights(path: Path) -> None:
     path.write_text(text)
 
 
-def test_process_worker_matches_in_process_inference(tmp_path):
+@pytest.mark.parametrize('shared_min_bytes', [0, 1 << 30])    # shared memory / the pipe
+def test_process_worker_matches_in_process_inference(tmp_path, shared_min_bytes):
+    from multiprocessing import shared_memory
     path = tiny_act(tmp_path)
     save_weights(path)
     bundle = build_policy_bundle(path)
     data = synthetic_input(bundle.policy.spec, np.random.default_rng(0))
     expected = run_inference(bundle.policy, bundle.normalizer,
                              InferenceRequest(0, data), (6, 2)).chunk
-    worker = ProcessInferenceWorker(path, 'cpu', (6, 2), guided=False)
+    worker = ProcessInferenceWorker(path, 'cpu', (6, 2), guided=False,
+                                    shared_min_bytes=shared_min_bytes)
+    block = None
     try:
         assert worker.startup_latency_s > 0
         worker.submit(InferenceRequest(0, data), 0)
@@ -64,6 +68,8 @@ def test_process_worker_matches_in_process_inference(tmp_path):
             time.sleep(0.005)
         assert result is not None and result.error is None and not worker.busy
         np.testing.assert_allclose(result.chunk, expected, rtol=1e-5, atol=1e-6)
+        block = worker._shared.name
+        assert (block is not None) == (shared_min_bytes == 0)
         bad = dict(data, head=data['head'][:, :, :4])
         worker.submit(InferenceRequest(1, bad), 1)
         while (result := worker.poll(1)) is None:
@@ -71,6 +77,9 @@ def test_process_worker_matches_in_process_inference(tmp_path):
         assert result.chunk is None and "input_data['head'] must be" in result.error
     finally:
         worker.close()
+    if block is not None:           # the parent unlinked its block
+        with pytest.raises(FileNotFoundError):
+            shared_memory.SharedMemory(name=block)
 
 
 def test_process_worker_start_up_error_is_raised(tmp_path):

@@ -2,8 +2,10 @@
 
 The child process builds the policy from its YAML, freezes and warms it up, measures one
 inference, and then serves requests one at a time over a multiprocessing pipe (both ends
-are this module; nothing from outside is unpickled). The parent side has the same
-interface as ThreadedInferenceWorker: `submit`, `poll`, `busy`, `reset_policy`, `close`.
+are this module; nothing from outside is unpickled). Image-sized arrays travel through a
+shared-memory block (`shared_arrays`), so the pipe carries only small messages. The
+parent side has the same interface as ThreadedInferenceWorker: `submit`, `poll`, `busy`,
+`reset_policy`, `close`.
 """
 import multiprocessing
 import os
@@ -15,6 +17,8 @@ import numpy as np
 
 from env_actor.runtime.inference import (InferenceRequest, InferenceResult,
                                          reset_policy_state, run_inference)
+from env_actor.runtime.shared_arrays import (MIN_SHARED_BYTES, SharedArrays,
+                                             SharedArraysReader)
 
 
 def _serve(conn, policy_yaml: str, device: str, torch_threads: int, guided: bool,
@@ -38,6 +42,7 @@ def _serve(conn, policy_yaml: str, device: str, torch_threads: int, guided: bool
         return
     conn.send(('ready', {'latency_s': latency}))
     shape = (spec.action_chunk_size, spec.action_dim)
+    shared = SharedArraysReader()
     while True:
         try:
             message = conn.recv()
@@ -48,7 +53,8 @@ def _serve(conn, policy_yaml: str, device: str, torch_threads: int, guided: bool
         if message == 'reset':
             reset_policy_state(bundle.policy)
             continue
-        request = message
+        _, request, name, layout = message
+        request = shared.unpack(request, name, layout)
         result = run_inference(bundle.policy, bundle.normalizer, request, shape)
         conn.send((result.chunk, result.latency_s, result.error))
 
@@ -64,13 +70,15 @@ class ProcessInferenceWorker:
         torch_threads: torch threads in the child (0 = default).
         nice: niceness added to the child (lower CPU priority than the control loop).
         start_timeout: seconds to wait for build + warm-up.
+        shared_min_bytes: request arrays at least this large go through shared memory.
     Raises:
         RuntimeError: the child failed to build or warm up the policy (its error text).
     """
 
     def __init__(self, policy_yaml: str, device: str, action_shape: tuple[int, int],
                  guided: bool = True, torch_threads: int = 0, nice: int = 0,
-                 start_timeout: float = 600.0) -> None:
+                 start_timeout: float = 600.0,
+                 shared_min_bytes: int = MIN_SHARED_BYTES) -> None:
         ctx = multiprocessing.get_context('spawn')
         self._conn, child = ctx.Pipe()
         self._process = ctx.Process(target=_serve, name='env_actor_inference',
@@ -79,6 +87,7 @@ class ProcessInferenceWorker:
         self._process.start()
         child.close()
         self._shape = action_shape
+        self._shared = SharedArrays(shared_min_bytes)
         self._pending: Optional[InferenceRequest] = None
         self._send_error: Optional[str] = None
         self._sent_at = 0.0
@@ -137,6 +146,7 @@ class ProcessInferenceWorker:
             self._process.kill()
         self._process.join(timeout=5.0)
         self._conn.close()
+        self._shared.close()
 
     def submit(self, request: InferenceRequest, now_tick: int) -> None:
         if self._pending is not None:
@@ -144,7 +154,7 @@ class ProcessInferenceWorker:
         self._pending = request
         self._sent_at = time.perf_counter()
         try:
-            self._conn.send(request)
+            self._conn.send(('request', *self._shared.pack(request)))
         except (BrokenPipeError, OSError) as exc:   # the child is gone: report on poll
             self._send_error = f'{type(exc).__name__}: {exc}'
 
@@ -188,3 +198,4 @@ class ProcessInferenceWorker:
             self._process.terminate()
             self._process.join(timeout=5.0)
         self._conn.close()
+        self._shared.close()
