@@ -11,7 +11,7 @@ Safe to reuse for the next request because the worker serves one request at a ti
 parent writes again only after the child has answered the previous one.
 """
 from dataclasses import replace
-from multiprocessing import resource_tracker, shared_memory
+from multiprocessing import shared_memory
 from typing import Optional
 
 import numpy as np
@@ -87,9 +87,10 @@ class SharedArraysReader:
             return request
         if self._block is None or self._block.name != name:
             self.close()
+            # attaching registers the name with the resource tracker that a spawned child
+            # shares with its parent, where the parent's registration already is: the
+            # parent's unlink removes it (unregistering here would remove it twice)
             self._block = shared_memory.SharedMemory(name=name)
-            # the parent owns the block: this process must not unlink it at exit
-            resource_tracker.unregister(self._block._name, 'shared_memory')
         data = dict(request.input_data)
         for key, (start, shape, dtype) in layout.items():
             data[key] = np.ndarray(tuple(shape), np.dtype(dtype), self._block.buf,
