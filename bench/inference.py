@@ -1,7 +1,10 @@
 """Latency of predict and guided_inference for each policy at the igris_b shapes.
 
 proprio 50x24, three 240x320 cameras, H = 50, action_dim 24, 10 flow steps; p50/p95 over
-repeated calls after warm-up, on whatever device `--device` names (default cpu).
+repeated calls after warm-up, on whatever device `--device` names (default cpu). The
+methods of one policy are timed interleaved (call by call). flow_matching also gets a
+`flow_matching (prefix)` row: guided_inference with training-time RTC (the example's
+weights are not prefix-trained, which does not change the cost).
 Prints a Markdown table and writes bench/results/inference[-<device>].json.
 
 Usage: python bench/inference.py [--repeats 20] [--device cpu|cuda]
@@ -52,17 +55,33 @@ def main(args=None) -> int:
         prev = policy.predict(data, norm)
         guided_data = dict(data, prev_action=prev, est_delay=3)
         s = 35
-        pred = percentiles_ms(time_calls(lambda: policy.predict(data, norm), opts.repeats,
-                                         sync))
-        guided = percentiles_ms(time_calls(
-            lambda: policy.guided_inference(guided_data, norm, s, spec.action_chunk_size),
-            opts.repeats, sync))
-        ratio = guided['p50_ms'] / pred['p50_ms']
+        methods = {'predict': lambda: policy.predict(data, norm),
+                   'guided': lambda: policy.guided_inference(guided_data, norm, s,
+                                                             spec.action_chunk_size)}
+        if name == 'flow_matching':
+            def prefix():
+                policy.guided_method = 'prefix'
+                try:
+                    return policy.guided_inference(guided_data, norm, s,
+                                                   spec.action_chunk_size)
+                finally:
+                    policy.guided_method = 'guidance'
+            methods['prefix'] = prefix
+        samples = {m: [] for m in methods}
+        for _ in range(opts.repeats):        # interleaved: a noisy moment hits all methods
+            for method, fn in methods.items():
+                samples[method] += time_calls(fn, 1, sync)
+        pred = percentiles_ms(samples['predict'])
         params = sum(p.numel() for c in bundle.components.values() for p in c.parameters())
-        results[name] = {'predict': pred, 'guided_inference': guided,
-                         'guided_over_predict_p50': ratio, 'parameters': params}
-        rows.append([name, params, pred['p50_ms'], pred['p95_ms'], guided['p50_ms'],
-                     guided['p95_ms'], ratio])
+        for label, method in ((name, 'guided'), (f'{name} (prefix)', 'prefix')):
+            if method not in samples:
+                continue
+            guided = percentiles_ms(samples[method])
+            ratio = guided['p50_ms'] / pred['p50_ms']
+            results[label] = {'predict': pred, 'guided_inference': guided,
+                              'guided_over_predict_p50': ratio, 'parameters': params}
+            rows.append([label, params, pred['p50_ms'], pred['p95_ms'], guided['p50_ms'],
+                         guided['p95_ms'], ratio])
     print(f'inference latency on {opts.device} ({machine()["torch_threads"]} torch threads), '
           f'igris_b shapes, {opts.repeats} calls each after warm-up')
     print(table(['policy', 'params', 'predict p50 ms', 'predict p95 ms', 'guided p50 ms',

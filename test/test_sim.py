@@ -150,6 +150,17 @@ def test_record_train_and_evaluate_a_bundle(tmp_path):
     result = run_episode(bundle, 'rtc', 1, seed=5, duration=1.0)
     assert result['ticks'] == 20 and result['inferences'] >= 2
     assert set(result) >= {'success', 'seam_step_mean', 'inside_step_mean', 'jerk_mean'}
+    # training-time RTC from the same demonstrations: a bundle that uses the prefix method
+    summary = train(tmp_path / 'demos', tmp_path / 'prefix', epochs=1, rtc_prefix=True,
+                    max_delay=4, log=lambda *_: None)
+    assert summary['rtc_prefix'] and np.isfinite(summary['final_loss'])
+    prefix = build_policy_bundle(tmp_path / 'prefix' / 'policy.yaml')
+    assert prefix.config['policy']['guided_method'] == 'prefix'
+    assert prefix.policy.guided_method == 'prefix'
+    result = run_episode(prefix, 'rtc', 1, seed=5, duration=1.0)
+    assert result['ticks'] == 20 and result['inferences'] >= 2
+    with pytest.raises(ValueError, match='--rtc-prefix needs --policy flow_matching'):
+        train(tmp_path / 'demos', tmp_path / 'x', policy='act', rtc_prefix=True)
 
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason='shipped policy not trained yet')

@@ -56,8 +56,14 @@ class FlowVelocityTransformer(nn.Module):
 
     def forward(self, actions: torch.Tensor, obs_tokens: torch.Tensor,
                 tau: torch.Tensor) -> torch.Tensor:
-        """actions (B, H, A), obs_tokens (B, T, token_dim), tau (B,) -> velocity (B, H, A)."""
-        tau_emb = self.tau_mlp(sinusoidal_embedding(tau, self.d_model))[:, None, :]
+        """actions (B, H, A), obs_tokens (B, T, token_dim), tau (B,) or one flow time per
+        action token (B, H) -> velocity (B, H, A). A (B,) tau equals (B, H) with equal rows."""
+        if tau.dim() == 1:
+            tau_emb = self.tau_mlp(sinusoidal_embedding(tau, self.d_model))[:, None, :]
+        else:           # per-token flow times (training-time RTC: a clean prefix at 1)
+            rows, cols = tau.shape
+            tau_emb = self.tau_mlp(sinusoidal_embedding(tau.reshape(-1), self.d_model))
+            tau_emb = tau_emb.reshape(rows, cols, self.d_model)
         tokens = torch.cat([self.obs_in(obs_tokens), self.action_in(actions) + tau_emb], 1)
         hidden = self.encoder(tokens + self.pos)
         return self.out(hidden[:, self.num_obs_tokens:])

@@ -118,8 +118,19 @@ def train(demos: Path, out: Path, policy: str = 'flow_matching',
           params_file: Path = SIM_PARAMS, epochs: int = 40, batch_size: int = 64,
           lr: float = 1e-3, seed: int = 0, chunk: int = 24, history: int = 2,
           image_size: tuple[int, int] = (96, 96), action_topic: str = EXPERT_TOPIC,
-          log=print, node_name: str = 'env_actor', namespace: str = '/') -> dict:
-    """Train and write the bundle; returns the training summary (also training.json)."""
+          log=print, node_name: str = 'env_actor', namespace: str = '/',
+          rtc_prefix: bool = False, max_delay: int = 8) -> dict:
+    """Train and write the bundle; returns the training summary (also training.json).
+
+    With `rtc_prefix` (flow_matching only), training-time RTC: per sample a delay d is
+    drawn uniformly from 0..max_delay; the chunk's first d actions are given clean (flow
+    time 1), the rest noised as usual, and the loss covers only those. The bundle then
+    selects `guided_method: prefix`.
+    """
+    if rtc_prefix and policy != 'flow_matching':
+        raise ValueError('--rtc-prefix needs --policy flow_matching')
+    if rtc_prefix and not 0 <= max_delay < chunk:
+        raise ValueError(f'--max-delay must be in [0, chunk) = [0, {chunk}), got {max_delay}')
     started = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -163,7 +174,15 @@ def train(demos: Path, out: Path, policy: str = 'flow_matching',
             tokens = encode_observations([components['image_encoder']] * len(cameras),
                                          components['proprio_encoder'], images, proprio_n)
             target_n = norm.normalize_action(target)
-            if policy == 'flow_matching':
+            if policy == 'flow_matching' and rtc_prefix:
+                noise = torch.randn_like(target_n)
+                delay = torch.randint(0, max_delay + 1, (len(target_n),))
+                prefix = torch.arange(target_n.shape[1])[None, :] < delay[:, None]
+                times = torch.where(prefix, 1.0, torch.rand(len(target_n))[:, None])
+                a_tau = (1 - times[..., None]) * noise + times[..., None] * target_n
+                error = (head(a_tau, tokens, times) - (target_n - noise)) ** 2
+                loss = error[~prefix].mean()        # the postfix only
+            elif policy == 'flow_matching':
                 noise = torch.randn_like(target_n)
                 tau = torch.rand(len(target_n))
                 a_tau = (1 - tau[:, None, None]) * noise + tau[:, None, None] * target_n
@@ -191,7 +210,9 @@ def train(demos: Path, out: Path, policy: str = 'flow_matching',
                       'soft_mask_schedule': 'exp', 'warmup_iters': 2}
     if policy == 'flow_matching':
         policy_section.update({'num_steps': 10, 'max_guidance_weight': 5.0,
-                               'noise_seed': None})
+                               'noise_seed': None,
+                               'guided_method': 'prefix' if rtc_prefix else 'guidance',
+                               'prefix_trained': bool(rtc_prefix)})
     bundle = {'model': {'component_config_paths': {n: f'components/{n}.yaml' for n in specs},
                         'checkpoint_path': 'weights'},
               'policy': policy_section,
@@ -204,7 +225,8 @@ def train(demos: Path, out: Path, policy: str = 'flow_matching',
                'epochs': epochs, 'batch_size': batch_size, 'lr': lr, 'seed': seed,
                'final_loss': losses[-1], 'losses': losses,
                'wall_time_s': time.perf_counter() - started, 'load_time_s': load_s,
-               'torch_threads': torch.get_num_threads(), 'action_topic': action_topic}
+               'torch_threads': torch.get_num_threads(), 'action_topic': action_topic,
+               'rtc_prefix': bool(rtc_prefix), 'max_delay': max_delay if rtc_prefix else None}
     (out / 'training.json').write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -230,6 +252,12 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--node-name', default='env_actor',
                         help='the policy node whose section of --params-file applies')
     parser.add_argument('--namespace', default='/', help="that node's namespace")
+    parser.add_argument('--rtc-prefix', action='store_true',
+                        help='training-time RTC (flow_matching): condition on a clean prefix '
+                             'of d ~ U{0..max-delay} executed actions; the bundle uses '
+                             'guided_method: prefix')
+    parser.add_argument('--max-delay', type=int, default=8,
+                        help='largest simulated inference delay for --rtc-prefix, ticks')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing bundle in --out (refused otherwise)')
     opts = parser.parse_args(args)
@@ -239,7 +267,8 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     summary = train(opts.demos, opts.out, opts.policy, opts.params_file, opts.epochs,
                     opts.batch_size, opts.lr, opts.seed, opts.chunk,
                     action_topic=opts.action_topic, node_name=opts.node_name,
-                    namespace=opts.namespace)
+                    namespace=opts.namespace, rtc_prefix=opts.rtc_prefix,
+                    max_delay=opts.max_delay)
     print(f'trained {opts.policy} in {summary["wall_time_s"]:.0f} s, final loss '
           f'{summary["final_loss"]:.4f}; bundle in {opts.out}')
     return 0

@@ -9,8 +9,15 @@ inpainting guidance towards `prev_action` inside the ODE (docs/runtime.md):
 with Y = normalised prev_action and W the soft mask for (H, s, est_delay). Autograd is
 enabled for the vjp only with respect to A_tau: parameters never get .grad.
 
+Training-time RTC (`guided_method: prefix`, Black et al. 2025, arXiv 2512.05964): the
+velocity network takes a flow time per action token; the first d = est_delay actions are
+the executed prefix, held clean (time 1) at every integration step, the rest integrate
+from noise. No vector-Jacobian product: the same cost as `predict`. Only for a bundle
+trained that way (`env-actor-train --rtc-prefix` writes `prefix_trained: true`).
+
 YAML keys: num_steps (10), max_guidance_weight (beta, 5.0), soft_mask_schedule (exp),
-noise_seed (null = fresh noise each call; an int = the same noise every call).
+noise_seed (null = fresh noise each call; an int = the same noise every call),
+guided_method (guidance | prefix), prefix_trained (false).
 """
 from typing import Any, Optional
 
@@ -21,6 +28,9 @@ import torch.nn as nn
 from env_actor.policy.registry import POLICY_REGISTRY
 from env_actor.policy.utils.torch_policy import TorchChunkPolicy
 from env_actor.base.soft_mask import SCHEDULES, soft_mask_weights
+
+
+GUIDED_METHODS = ('guidance', 'prefix')
 
 
 def guidance_weight(tau: float, beta: float) -> float:
@@ -41,8 +51,16 @@ class FlowMatchingPolicy(TorchChunkPolicy):
 
     def __init__(self, components: dict[str, nn.Module], num_steps: int = 10,
                  max_guidance_weight: float = 5.0, soft_mask_schedule: str = 'exp',
-                 noise_seed: Optional[int] = None, **kwargs: Any) -> None:
+                 noise_seed: Optional[int] = None, guided_method: str = 'guidance',
+                 prefix_trained: bool = False, **kwargs: Any) -> None:
         super().__init__(components, **kwargs)
+        if guided_method not in GUIDED_METHODS:
+            raise ValueError(f'flow_matching: guided_method must be one of {GUIDED_METHODS}, '
+                             f'got {guided_method!r}')
+        if guided_method == 'prefix' and not prefix_trained:
+            raise ValueError("flow_matching: guided_method 'prefix' needs a bundle trained "
+                             'with prefix conditioning (env-actor-train --rtc-prefix, which '
+                             "writes prefix_trained: true); use 'guidance' for this one")
         if num_steps < 1:
             raise ValueError(f'flow_matching: num_steps must be >= 1, got {num_steps}')
         if max_guidance_weight < 0:
@@ -55,6 +73,7 @@ class FlowMatchingPolicy(TorchChunkPolicy):
         self.beta = float(max_guidance_weight)
         self.schedule = soft_mask_schedule
         self.noise_seed = noise_seed
+        self.guided_method = guided_method
 
     def initial_noise(self) -> torch.Tensor:
         generator = None
@@ -81,6 +100,9 @@ class FlowMatchingPolicy(TorchChunkPolicy):
 
     def guided_inference(self, input_data: dict, data_normalization_interface,
                          min_num_actions_executed, action_chunk_size) -> np.ndarray:
+        if self.guided_method == 'prefix':
+            return self._prefix(input_data, data_normalization_interface,
+                                int(action_chunk_size))
         # The vjp needs autograd, also when a caller wrapped us in inference_mode.
         with torch.inference_mode(False):
             return self._guided(input_data, data_normalization_interface,
@@ -112,3 +134,31 @@ class FlowMatchingPolicy(TorchChunkPolicy):
             velocity = velocity.detach() + guidance_weight(tau, self.beta) * grad
             actions = actions.detach() + dt * velocity
         return self.to_actions(actions, norm)
+
+    def _prefix(self, input_data: dict, data_normalization_interface,
+                action_chunk_size: int) -> np.ndarray:
+        """Training-time RTC: the executed prefix held clean, the postfix integrated."""
+        self.validate(input_data, guided=True)
+        if action_chunk_size != self.spec.action_chunk_size:
+            raise ValueError(f'flow_matching: action_chunk_size {action_chunk_size} differs '
+                             f'from the policy chunk size {self.spec.action_chunk_size}')
+        norm = data_normalization_interface
+        prev = np.asarray(input_data['prev_action'])
+        delay = int(min(max(int(input_data['est_delay']), 0), action_chunk_size))
+        tokens = self.encode(input_data, norm)
+        target = norm.normalize_action(torch.from_numpy(prev).to(self.device))[None].float()
+        actions = self.initial_noise()
+        actions[:, :delay] = target[:, :delay]
+        times = torch.zeros((1, action_chunk_size), device=self.device)
+        times[:, :delay] = 1.0
+        dt = 1.0 / self.num_steps
+        with torch.no_grad():
+            for step in range(self.num_steps):
+                times[:, delay:] = step * dt
+                with self.autocast():
+                    velocity = self.head(actions, tokens, times).float()
+                actions = actions + dt * velocity
+                actions[:, :delay] = target[:, :delay]
+        out = self.to_actions(actions, norm)
+        out[:delay] = prev[:delay]      # exactly what was executed, no round trip
+        return out
