@@ -9,9 +9,11 @@ episode time, and chunk-seam smoothness: mean/max of the largest per-joint step
 (shoulder, elbow, wrist; the gripper's open/close steps are part of the task and hit its
 slew limit either way) and, in the JSON, for all joints; and the switch jump: how far the
 new chunk's action is from what the old chunk had planned for the switch tick.
-Prints a table and writes bench/results/closed_loop.json.
+With --prefix-policy (a bundle trained with `env-actor-train --rtc-prefix` from the same
+demonstrations), an `rtc_prefix` row runs RTC with that bundle's training-time prefix
+conditioning at the same delays. Prints a table and writes bench/results/closed_loop.json.
 
-Usage: python bench/closed_loop.py [--episodes 40] [--rate 20]
+Usage: python bench/closed_loop.py [--episodes 40] [--rate 20] [--prefix-policy P]
 """
 import math
 from pathlib import Path
@@ -41,16 +43,24 @@ def main(args=None) -> int:
     parser.add_argument('--rate', type=float, default=20.0, help='control rate, Hz')
     parser.add_argument('--first-seed', type=int, default=20_000,
                         help='seed of the first episode; episode k uses first-seed + k')
+    parser.add_argument('--prefix-policy', type=Path, default=None,
+                        help='a bundle trained with --rtc-prefix: adds an rtc_prefix row '
+                             '(default: none)')
+    parser.add_argument('--algorithms', nargs='+', default=list(ALGORITHMS),
+                        choices=ALGORITHMS, help='algorithms to run with the shipped policy')
     opts = parser.parse_args(args)
     bundle = build_ready_bundle(POLICY)
+    bundles = {a: (bundle, a) for a in opts.algorithms}
+    if opts.prefix_policy is not None:
+        bundles['rtc_prefix'] = (build_ready_bundle(opts.prefix_policy), 'rtc')
     spec = PolicySpec.from_config(bundle.config['policy'], POLICY)
     latency = float(np.median([measure_latency(bundle, spec, True) for _ in range(10)]))
     dt = 1.0 / opts.rate
     rows, results = [], {}
     for extra in EXTRA_MS:
         delay = int(math.ceil((latency + extra / 1000.0) / dt))
-        for algorithm in ALGORITHMS:
-            runs = [run_episode(bundle, algorithm, delay, opts.first_seed + i,
+        for algorithm, (policy, executed_as) in bundles.items():
+            runs = [run_episode(policy, executed_as, delay, opts.first_seed + i,
                                 control_rate=opts.rate) for i in range(opts.episodes)]
 
             def mean(key):
@@ -67,9 +77,13 @@ def main(args=None) -> int:
                        'switch_jump_max': float(np.nanmax([r['arm_switch_jump_max']
                                                            for r in runs])),
                        'blocked_ticks': mean('blocked_ticks'),
-                       'starved_ticks': mean('starved_ticks'), 'episodes': runs}
+                       'starved_ticks': mean('starved_ticks'),
+                       'success_se': float(np.sqrt(mean('success') * (1 - mean('success'))
+                                                   / len(runs))),
+                       'episodes': runs}
             results[f'{algorithm}@{extra}ms'] = summary
-            rows.append([f'{extra}', delay, algorithm, summary['success_rate'],
+            rows.append([f'{extra}', delay, algorithm,
+                         f"{summary['success_rate']:.2f} +- {summary['success_se']:.2f}",
                          summary['time_s'], summary['seam_step_mean'],
                          summary['seam_step_max'], summary['inside_step_mean'],
                          summary['switch_jump_mean'], summary['switch_jump_max'],
