@@ -294,11 +294,7 @@ def parameter_value_or(node, name: str, default: Any) -> Any:
 def parameter_value(node, name: str) -> Any:
     """A declared parameter's value; its default while it is declared but not set (an
     empty list parameter that no params file or override gave a value)."""
-    try:
-        value = node.get_parameter(name).value
-    except Exception:       # rclpy's ParameterUninitializedException
-        return DEFAULTS[name]
-    return DEFAULTS[name] if value is None else value
+    return parameter_value_or(node, name, DEFAULTS[name])
 
 
 def read_node_config(node) -> NodeConfig:
