@@ -11,6 +11,7 @@ reason elsewhere. Namespaces, the link and every process are removed in all case
 import json
 import os
 from pathlib import Path
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,6 +39,8 @@ def make_hosts() -> str:
     """Create both namespaces and the link; '' on success, else why it cannot be done."""
     if os.geteuid() != 0:
         return 'needs root to create network namespaces'
+    if shutil.which('ip') is None:
+        return 'no `ip` command (iproute2)'
     steps = [('netns', 'add', ROBOT_NS), ('netns', 'add', POLICY_NS),
              ('link', 'add', ROBOT_LINK, 'type', 'veth', 'peer', 'name', POLICY_LINK),
              ('link', 'set', ROBOT_LINK, 'netns', ROBOT_NS),
@@ -55,6 +58,8 @@ def make_hosts() -> str:
 
 
 def remove_hosts() -> None:
+    if shutil.which('ip') is None:
+        return
     for ns in (ROBOT_NS, POLICY_NS):     # deleting a namespace deletes its end of the veth
         ip('netns', 'del', ns)
 
