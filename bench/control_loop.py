@@ -78,7 +78,7 @@ def timed(phases: dict, name: str, fn):
     return wrapper
 
 
-def run_role(role: str, duration: float, out: Path, s: int) -> None:
+def run_role(role: str, duration: float, out: Path, s: int, extra: list = ()) -> None:
     """Child process: run one role and write its measurements to `out`."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -96,7 +96,8 @@ def run_role(role: str, duration: float, out: Path, s: int) -> None:
         node = PolicyNode(cli_args=['--ros-args', '--params-file', str(PARAMS),
                                     '-p', f'policy_yaml:={FLOW}',
                                     '-p', f'min_num_actions_executed:={s}',
-                                    '-p', f'torch_threads:={TORCH_THREADS}'])
+                                    '-p', f'torch_threads:={TORCH_THREADS}',
+                                    *[a for p in extra for a in ('-p', p)]])
         original = node._on_control_tick
 
         def timed_tick() -> None:
@@ -172,12 +173,13 @@ def plain_subscriber(rclpy):
     return node
 
 
-def run_child(role: str, duration: float, s: int) -> dict:
+def run_child(role: str, duration: float, s: int, extra: list = ()) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / 'result.json'
         print(f'running {role} for {duration:.0f} s ...', flush=True)
         subprocess.run([sys.executable, __file__, '--role', role, '--duration', str(duration),
-                        '--role-out', str(out), '--s', str(s)], check=True,
+                        '--role-out', str(out), '--s', str(s),
+                        *[a for p in extra for a in ('--node-param', p)]], check=True,
                        env=dict(os.environ), stderr=subprocess.DEVNULL)
         return json.loads(out.read_text())
 
@@ -204,7 +206,7 @@ def orchestrate(opts: argparse.Namespace) -> int:
             for role, duration in (('bare', opts.duration), ('node', opts.duration),
                                    ('pipeline', opts.pipeline_duration),
                                    ('plain', opts.pipeline_duration)):
-                runs[role].append(run_child(role, duration, opts.s))
+                runs[role].append(run_child(role, duration, opts.s, opts.node_param))
     finally:
         sensors.terminate()
         sensors.wait(timeout=10)
@@ -263,10 +265,12 @@ def main(args=None) -> int:
     parser.add_argument('--role-out', type=Path, help='internal: see --role')
     parser.add_argument('--torch-threads', type=int, default=0,
                         help='torch threads of the node (0 = torch default)')
+    parser.add_argument('--node-param', action='append', default=[],
+                        help='NAME:=VALUE passed to the node (repeatable)')
     opts = parser.parse_args(args)
     os.environ['BENCH_TORCH_THREADS'] = str(opts.torch_threads)
     if opts.role:
-        run_role(opts.role, opts.duration, opts.role_out, opts.s)
+        run_role(opts.role, opts.duration, opts.role_out, opts.s, opts.node_param)
         return 0
     return orchestrate(opts)
 
