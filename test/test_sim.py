@@ -152,8 +152,9 @@ def test_record_train_and_evaluate_a_bundle(tmp_path):
     assert set(result) >= {'success', 'seam_step_mean', 'inside_step_mean', 'jerk_mean'}
     # training-time RTC from the same demonstrations: a bundle that uses the prefix method
     summary = train(tmp_path / 'demos', tmp_path / 'prefix', epochs=1, rtc_prefix=True,
-                    max_delay=4, log=lambda *_: None)
-    assert summary['rtc_prefix'] and np.isfinite(summary['final_loss'])
+                    max_delay=4, prefix_noise=0.3, log=lambda *_: None)
+    assert summary['rtc_prefix'] and summary['prefix_noise'] == 0.3
+    assert np.isfinite(summary['final_loss'])
     prefix = build_policy_bundle(tmp_path / 'prefix' / 'policy.yaml')
     assert prefix.config['policy']['guided_method'] == 'prefix'
     assert prefix.policy.guided_method == 'prefix'

@@ -119,13 +119,15 @@ def train(demos: Path, out: Path, policy: str = 'flow_matching',
           lr: float = 1e-3, seed: int = 0, chunk: int = 24, history: int = 2,
           image_size: tuple[int, int] = (96, 96), action_topic: str = EXPERT_TOPIC,
           log=print, node_name: str = 'env_actor', namespace: str = '/',
-          rtc_prefix: bool = False, max_delay: int = 8) -> dict:
+          rtc_prefix: bool = False, max_delay: int = 8, prefix_noise: float = 0.0) -> dict:
     """Train and write the bundle; returns the training summary (also training.json).
 
     With `rtc_prefix` (flow_matching only), training-time RTC: per sample a delay d is
     drawn uniformly from 0..max_delay; the chunk's first d actions are given clean (flow
     time 1), the rest noised as usual, and the loss covers only those. The bundle then
-    selects `guided_method: prefix`.
+    selects `guided_method: prefix`. `prefix_noise` (normalised action units) perturbs
+    the clean prefix, so the model learns not to trust it blindly (at run time the prefix
+    is an older plan, not the demonstration's own actions).
     """
     if rtc_prefix and policy != 'flow_matching':
         raise ValueError('--rtc-prefix needs --policy flow_matching')
@@ -180,6 +182,8 @@ def train(demos: Path, out: Path, policy: str = 'flow_matching',
                 prefix = torch.arange(target_n.shape[1])[None, :] < delay[:, None]
                 times = torch.where(prefix, 1.0, torch.rand(len(target_n))[:, None])
                 a_tau = (1 - times[..., None]) * noise + times[..., None] * target_n
+                if prefix_noise > 0:
+                    a_tau = a_tau + prefix_noise * torch.randn_like(a_tau) * prefix[..., None]
                 error = (head(a_tau, tokens, times) - (target_n - noise)) ** 2
                 loss = error[~prefix].mean()        # the postfix only
             elif policy == 'flow_matching':
@@ -226,7 +230,8 @@ def train(demos: Path, out: Path, policy: str = 'flow_matching',
                'final_loss': losses[-1], 'losses': losses,
                'wall_time_s': time.perf_counter() - started, 'load_time_s': load_s,
                'torch_threads': torch.get_num_threads(), 'action_topic': action_topic,
-               'rtc_prefix': bool(rtc_prefix), 'max_delay': max_delay if rtc_prefix else None}
+               'rtc_prefix': bool(rtc_prefix), 'max_delay': max_delay if rtc_prefix else None,
+               'prefix_noise': prefix_noise if rtc_prefix else None}
     (out / 'training.json').write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -258,6 +263,9 @@ def main(args: Optional[Sequence[str]] = None) -> int:
                              'guided_method: prefix')
     parser.add_argument('--max-delay', type=int, default=8,
                         help='largest simulated inference delay for --rtc-prefix, ticks')
+    parser.add_argument('--prefix-noise', type=float, default=0.0,
+                        help='std of noise added to the clean prefix in training, in '
+                             'normalised action units (--rtc-prefix)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing bundle in --out (refused otherwise)')
     opts = parser.parse_args(args)
@@ -268,7 +276,7 @@ def main(args: Optional[Sequence[str]] = None) -> int:
                     opts.batch_size, opts.lr, opts.seed, opts.chunk,
                     action_topic=opts.action_topic, node_name=opts.node_name,
                     namespace=opts.namespace, rtc_prefix=opts.rtc_prefix,
-                    max_delay=opts.max_delay)
+                    max_delay=opts.max_delay, prefix_noise=opts.prefix_noise)
     print(f'trained {opts.policy} in {summary["wall_time_s"]:.0f} s, final loss '
           f'{summary["final_loss"]:.4f}; bundle in {opts.out}')
     return 0
