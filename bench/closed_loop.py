@@ -9,9 +9,9 @@ episode time, and chunk-seam smoothness: mean/max of the largest per-joint step
 (shoulder, elbow, wrist; the gripper's open/close steps are part of the task and hit its
 slew limit either way) and, in the JSON, for all joints; and the switch jump: how far the
 new chunk's action is from what the old chunk had planned for the switch tick.
-With --prefix-policy (a bundle trained with `env-actor-train --rtc-prefix` from the same
-demonstrations), an `rtc_prefix` row runs RTC with that bundle's training-time prefix
-conditioning at the same delays. Prints a table and writes bench/results/closed_loop.json.
+An `rtc_prefix` row runs RTC with the training-time-RTC bundle (policies/sim_flow_prefix,
+trained with `env-actor-train --rtc-prefix` from the same demonstrations, or
+--prefix-policy) at the same delays. Prints a table and writes bench/results/closed_loop.json.
 
 Usage: python bench/closed_loop.py [--episodes 40] [--rate 20] [--prefix-policy P]
 """
@@ -32,6 +32,7 @@ from env_actor.runtime.factory import measure_latency  # noqa: E402
 from env_actor.tools.sim_eval import run_episode  # noqa: E402
 
 POLICY = ROOT / 'policies' / 'sim_flow' / 'policy.yaml'
+PREFIX_POLICY = ROOT / 'policies' / 'sim_flow_prefix' / 'policy.yaml'   # training-time RTC
 ALGORITHMS = ('sequential', 'naive_async', 'rtc')
 EXTRA_MS = (0, 100, 200, 300)
 
@@ -43,15 +44,16 @@ def main(args=None) -> int:
     parser.add_argument('--rate', type=float, default=20.0, help='control rate, Hz')
     parser.add_argument('--first-seed', type=int, default=20_000,
                         help='seed of the first episode; episode k uses first-seed + k')
-    parser.add_argument('--prefix-policy', type=Path, default=None,
-                        help='a bundle trained with --rtc-prefix: adds an rtc_prefix row '
-                             '(default: none)')
+    parser.add_argument('--prefix-policy', type=Path, default=PREFIX_POLICY,
+                        help='a bundle trained with --rtc-prefix for the rtc_prefix row '
+                             '(default: the shipped policies/sim_flow_prefix)')
+    parser.add_argument('--no-prefix', action='store_true', help='no rtc_prefix row')
     parser.add_argument('--algorithms', nargs='+', default=list(ALGORITHMS),
                         choices=ALGORITHMS, help='algorithms to run with the shipped policy')
     opts = parser.parse_args(args)
     bundle = build_ready_bundle(POLICY)
     bundles = {a: (bundle, a) for a in opts.algorithms}
-    if opts.prefix_policy is not None:
+    if not opts.no_prefix:
         bundles['rtc_prefix'] = (build_ready_bundle(opts.prefix_policy), 'rtc')
     spec = PolicySpec.from_config(bundle.config['policy'], POLICY)
     latency = float(np.median([measure_latency(bundle, spec, True) for _ in range(10)]))

@@ -51,3 +51,18 @@ def test_prefix_needs_a_bundle_trained_for_it(tmp_path):
         tiny_bundle(tmp_path, extra='  guided_method: prefix\n')
     with pytest.raises((PolicyLoadError, ValueError), match='guided_method must be one of'):
         tiny_bundle(tmp_path, extra='  guided_method: inpaint\n')
+
+
+def test_the_shipped_prefix_bundle_holds_the_prefix():
+    from pathlib import Path
+    from env_actor.policy.utils.loader import build_policy_bundle
+    from env_actor.tools.smoke import synthetic_input
+    path = Path(__file__).resolve().parents[1] / 'policies' / 'sim_flow_prefix' / 'policy.yaml'
+    bundle = build_policy_bundle(path)
+    policy, spec = bundle.policy, bundle.policy.spec
+    assert policy.guided_method == 'prefix'
+    data = synthetic_input(spec, np.random.default_rng(0))
+    prev = policy.predict(data, bundle.normalizer)
+    out = policy.guided_inference(dict(data, prev_action=prev, est_delay=4), bundle.normalizer,
+                                  12, spec.action_chunk_size)
+    np.testing.assert_array_equal(out[:4], prev[:4])
