@@ -63,14 +63,14 @@ class OutputPlanner:
         start = self._sent[-1] if self._sent else (reference if reference is not None
                                                    else action)
         before = self._sent[-2] if len(self._sent) > 1 else None
+        chunk = None if planned is None else np.vstack([action[None], planned])
         out = []
         for group in self.groups:
             if group.type == 'forward_command':
                 out.append(action_to_command(group.select(action)))
-            elif planned is None:
+            elif chunk is None:
                 out.append(None)
             else:
-                chunk = np.vstack([action[None], planned])
                 out.append(chunk_to_trajectory(
                     group.select(chunk), group.joints, self._dt, stamp, group.select(start),
                     None if before is None else group.select(before), self._velocities))

@@ -46,7 +46,7 @@ class OutputGroup:
         return np.asarray(actions)[..., list(self.indices)]
 
 
-def legacy_groups(values: dict, defaults: dict) -> list:
+def legacy_groups(values: dict) -> list:
     """(name, type, topic, joints) of the single-output parameters, all action joints."""
     joints = list(values['action_joint_names'])
     groups = []
@@ -122,7 +122,7 @@ def read_output_specs(node: Any, values: dict, defaults: dict) -> list:
     """
     names = list(values.get('outputs') or [])
     if not names:
-        return legacy_groups(values, defaults)
+        return legacy_groups(values)
     changed = [k for k in LEGACY_KEYS if values[k] != defaults[k]]
     if changed:
         raise ValueError(f'parameters {changed} describe the single output of earlier '

@@ -125,16 +125,15 @@ def evaluate(bag: Path, policy_yaml: Path, params_file: Path,
 
         def tick(now: float) -> None:
             for topic, (raw, stamp) in pending.items():
-                camera = cams[topic]
+                decode = decoder(cams[topic], raw, stamp)
                 if lazy_decode:    # decoded only if a policy input ever contains it
-                    frame = LazyFrame(decoder(camera, raw, stamp))
+                    frame = LazyFrame(decode)
                 else:
                     try:
-                        frame = camera.convert(deserialize(raw, camera.msgtype),
-                                               spec.image_height, spec.image_width)
+                        frame = decode()
                     except ValueError:
                         continue                 # reported by staleness, as in the node
-                executor.cache.update(camera.name, frame, stamp)
+                executor.cache.update(cams[topic].name, frame, stamp)
             pending.clear()
             result = executor.on_tick(now)
             times.append(now)
