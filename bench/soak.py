@@ -158,7 +158,8 @@ def main(args=None) -> int:
             if node_proc.poll() is not None:
                 raise SystemExit('policy node exited before becoming active')
         sim = subprocess.Popen([sys.executable, '-m', 'env_actor.tools.sim_robot_node',
-                                '--episodes', '100000'], stdout=subprocess.DEVNULL)
+                                '--episodes', '100000', '--world', 'kinematic'],
+                               stdout=subprocess.DEVNULL)
         start = time.monotonic()
         next_sample = start
         first_diag = len(diags)

@@ -112,7 +112,8 @@ def test_policy_and_robot_on_two_hosts_with_a_link_outage(hosts, tmp_path):
         'robot_probe': start(ROBOT_NS, [py, 'test/host_probe.py', str(robot_log),
                                         '--duration', '150'], env, tmp_path / 'rp.log'),
         'sim': start(ROBOT_NS, [py, '-m', 'env_actor.tools.sim_robot_node', '--episodes', '3',
-                                '--seed', '306'], env, tmp_path / 'sim.log'),
+                                '--seed', '306', '--world', 'kinematic'], env,
+                     tmp_path / 'sim.log'),
     }
     down = up = None
     try:

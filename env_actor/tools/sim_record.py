@@ -1,13 +1,16 @@
 """Record scripted-expert demonstrations of the simulated task as rosbag2 episodes.
 
     env-actor-sim-record OUT_DIR [--episodes 100] [--seed 0] [--storage mcap]
-        [--noise 0.08]
+        [--noise 0.08] [--world physics]
 
 One bag per episode (`OUT_DIR/episode_0000`, ...) with the topics the node consumes
 under config/sim.yaml: /joint_states (100 Hz), /sim/<camera>/image_raw/compressed (JPEG,
 30 Hz) for head/left/right; at the 20 Hz control rate, the command the robot executed on
 /forward_position_controller/commands and the expert's own action on /expert/action.
-The world is stepped on a simulated clock, so recording is much faster than real time.
+The world (`--world`: physics, the default, or kinematic; see `worlds.py`) is stepped on
+a simulated clock, so recording is much faster than real time. Joint states carry
+position, and on the physics world also velocity and effort, as a ros2_control
+joint_state_broadcaster publishes them.
 
 Noise injection (DART, Laskey et al. 2017): the executed arm command is the expert's
 action plus an Ornstein-Uhlenbeck perturbation (correlation time 0.3 s) whose standard
@@ -27,7 +30,8 @@ from sensor_msgs.msg import CompressedImage, JointState
 from std_msgs.msg import Float64MultiArray
 
 from env_actor.tools.bag_io import BagWriter
-from env_actor.tools.sim_world import expert_action, JOINTS, SimWorld
+from env_actor.tools.sim_world import JOINTS
+from env_actor.tools.worlds import DEFAULT_WORLD, expert_for, make_world, WORLDS
 from env_actor.tools.cli import exit_codes, tool_parser
 
 ACTION_TOPIC = '/forward_position_controller/commands'
@@ -39,17 +43,22 @@ START_NS = 1_700_000_000_000_000_000
 def record_episode(path: Path, seed: int, storage: str = 'mcap', control_rate: int = 20,
                    joint_rate: int = 100, camera_rate: int = 30,
                    duration: float = 8.0, noise: float = 0.08,
-                   noise_time: float = 0.3) -> dict:
+                   noise_time: float = 0.3, world_name: str = DEFAULT_WORLD) -> dict:
     """Run the expert for one episode and write it; returns the episode's outcome.
 
     Args:
         noise: upper bound of the per-episode perturbation std of the executed arm
             commands, in rad (0: the robot executes the expert's actions exactly).
         noise_time: correlation time of the perturbation, in seconds.
+        world_name: which simulated world (`worlds.WORLDS`).
+
+    Raises:
+        ValueError: negative noise, non-positive noise_time or an unknown world.
     """
     if noise < 0 or noise_time <= 0:
         raise ValueError(f'noise must be >= 0 and noise_time > 0, got {noise}, {noise_time}')
-    world = SimWorld(seed=seed, episode_duration=duration)
+    world = make_world(world_name, seed, duration)
+    expert_action = expert_for(world_name)
     world.reset(seed)
     rng = np.random.default_rng([seed, 1])
     sigma = rng.uniform(0.0, noise)
@@ -64,7 +73,7 @@ def record_episode(path: Path, seed: int, storage: str = 'mcap', control_rate: i
                                                    world.time > world.success_time + 0.5):
             stamp = START_NS + now_ns
             if now_ns >= next_joint:
-                msg = JointState(name=list(JOINTS), position=world.q.tolist())
+                msg = joint_state(world)
                 msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10 ** 9)
                 bag.write('/joint_states', 'sensor_msgs/msg/JointState', stamp, msg)
                 next_joint += joint_ns
@@ -93,6 +102,14 @@ def record_episode(path: Path, seed: int, storage: str = 'mcap', control_rate: i
     return {'seed': seed, 'success': world.success, 'success_time': world.success_time}
 
 
+def joint_state(world) -> JointState:
+    """The world's joints as a joint_state_broadcaster publishes them (no stamp)."""
+    msg = JointState(name=list(JOINTS), position=world.q.tolist())
+    if hasattr(world, 'velocity'):
+        msg.velocity, msg.effort = world.velocity.tolist(), world.effort.tolist()
+    return msg
+
+
 @exit_codes
 def main(args: Optional[Sequence[str]] = None) -> int:
     parser = tool_parser('Record expert demonstrations as rosbag2.')
@@ -103,12 +120,15 @@ def main(args: Optional[Sequence[str]] = None) -> int:
                         help='rosbag2 storage format')
     parser.add_argument('--noise', type=float, default=0.08,
                         help='max per-episode std of the arm command perturbation, rad')
+    parser.add_argument('--world', choices=WORLDS, default=DEFAULT_WORLD,
+                        help='simulated world: physics (MuJoCo, moving targets) or kinematic')
     opts = parser.parse_args(args)
     opts.out.mkdir(parents=True, exist_ok=True)
     outcomes = []
     for i in range(opts.episodes):
         outcomes.append(record_episode(opts.out / f'episode_{i:04d}', opts.seed + i,
-                                       opts.storage, noise=opts.noise))
+                                       opts.storage, noise=opts.noise,
+                                       world_name=opts.world))
         if (i + 1) % 10 == 0 or i + 1 == opts.episodes:
             done = np.mean([o['success'] for o in outcomes])
             print(f'{i + 1}/{opts.episodes} episodes recorded (expert success so far '

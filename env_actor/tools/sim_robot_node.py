@@ -1,9 +1,14 @@
 """The simulated robot on ROS 2 (`env-actor-sim`): what a ros2_control bringup would be.
 
     env-actor-sim [--episodes 5] [--seed 0] [--episode-duration 8] [--reset-service S]
-                  [--interpolate-from-desired-state]
+                  [--interpolate-from-desired-state] [--world physics|kinematic]
 
-Publishes /joint_states (100 Hz), /sim/<camera>/image_raw/compressed (JPEG, 30 Hz) for
+The world (`--world`, see `worlds.py`): `physics` (default) is the MuJoCo arm whose servo
+drives follow the set-points the controllers below produce, with two moving targets;
+`kinematic` is the slew-limited arm with one target that jumps.
+
+Publishes /joint_states (100 Hz; position, and on the physics world velocity and
+effort), /sim/<camera>/image_raw/compressed (JPEG, 30 Hz) for
 head/left/right and /sim/status (std_msgs/String, JSON: episode, seed, time, success,
 done); executes /forward_position_controller/commands (Float64MultiArray, a set-point per
 tick) and /joint_trajectory_controller/joint_trajectory (JointTrajectory, executed at 100 Hz
@@ -34,20 +39,22 @@ from trajectory_msgs.msg import JointTrajectory
 
 from env_actor.tools.cli import tool_parser
 from env_actor.tools.jtc_model import JointTrajectoryControllerModel
-from env_actor.tools.sim_world import JOINTS, SimWorld
+from env_actor.tools.sim_record import joint_state
+from env_actor.tools.sim_world import JOINTS
+from env_actor.tools.worlds import DEFAULT_WORLD, make_world, WORLDS
 
 CAMERAS = ('head', 'left', 'right')
 
 
 class SimRobotNode(Node):
-    """Steps a SimWorld on the node clock and exchanges ROS messages with it."""
+    """Steps a simulated world on the node clock and exchanges ROS messages with it."""
 
     def __init__(self, episodes: int, seed: int, episode_duration: float,
                  reset_service: str, interpolate_from_desired_state: bool = False,
-                 **kwargs) -> None:
+                 world: str = DEFAULT_WORLD, **kwargs) -> None:
         super().__init__('env_actor_sim', **kwargs)
         self.episodes, self.first_seed = episodes, seed
-        self.world = SimWorld(seed=seed, episode_duration=episode_duration)
+        self.world = make_world(world, seed, episode_duration)
         self.episode = -1
         self.results: list = []
         self.finished = threading.Event()
@@ -116,9 +123,8 @@ class SimRobotNode(Node):
                 if command is not None:
                     self.world.set_command(command)
             self.world.step(dt)
-            q = self.world.q.copy()
+            state = joint_state(self.world)
             done = self.world.done
-        state = JointState(name=list(JOINTS), position=q.tolist())
         state.header.stamp = self.get_clock().now().to_msg()
         self._joint_pub.publish(state)
         if now >= self._next_camera:
@@ -175,6 +181,8 @@ def main(args: Optional[Sequence[str]] = None) -> int:
                         help='start a new trajectory from the last command, like the '
                              "controller parameter of that name (default: from the "
                              'measured state, the controller default)')
+    parser.add_argument('--world', choices=WORLDS, default=DEFAULT_WORLD,
+                        help='simulated world: physics (MuJoCo, moving targets) or kinematic')
     opts, ros_args = parser.parse_known_args(args)
     # SIGINT/SIGTERM stop the loop here instead of shutting the context down under a
     # running timer callback (which would end in "publisher's context is invalid")
@@ -183,7 +191,7 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     node = SimRobotNode(opts.episodes, opts.seed, opts.episode_duration, opts.reset_service,
-                        opts.interpolate_from_desired_state)
+                        opts.interpolate_from_desired_state, opts.world)
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)
     try:

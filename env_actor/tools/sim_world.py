@@ -60,6 +60,48 @@ CAMERAS = _camera_affines()
 _BACKGROUND = {'head': (70, 70, 80), 'left': (60, 75, 65), 'right': (80, 68, 60)}
 
 
+def draw_scene(camera: str, q: np.ndarray, targets: list) -> np.ndarray:
+    """Draw the planar arm and the targets as `camera` sees them.
+
+    Args:
+        camera: one of CAMERAS.
+        q: (4,) joint positions (shoulder, elbow, wrist, gripper).
+        targets: (2,) world positions of the red targets, in metres.
+
+    Returns:
+        (H, W, 3) uint8 RGB image of IMAGE_SIZE.
+    """
+    w, h = IMAGE_SIZE
+    image = np.empty((h, w, 3), np.uint8)
+    image[:] = _BACKGROUND[camera]
+    affine = CAMERAS[camera]
+    scale = float(np.hypot(*affine[:, 0]))
+
+    def px(point):
+        p = affine[:, :2] @ point + affine[:, 2]
+        return int(round(p[0] * 16)), int(round(p[1] * 16))
+    shift = 4                                          # sub-pixel precision
+    cv2.circle(image, px(np.zeros(2)), int(0.05 * scale * 16), (40, 40, 40), -1,
+               cv2.LINE_AA, shift)
+    for target in targets:
+        cv2.circle(image, px(target), int(TARGET_RADIUS * scale * 16), (230, 40, 40),
+                   -1, cv2.LINE_AA, shift)
+    points = forward_kinematics(q)
+    for a, b, color in zip(points[:-1], points[1:], ((80, 140, 230), (90, 170, 240),
+                                                      (120, 200, 250))):
+        cv2.line(image, px(a), px(b), color, max(1, int(0.03 * scale)), cv2.LINE_AA,
+                 shift)
+    angle = float(np.sum(q[:3]))
+    normal = np.array([-math.sin(angle), math.cos(angle)])
+    forward = np.array([math.cos(angle), math.sin(angle)])
+    spread = 0.045 * (1.0 - 0.8 * q[3])
+    for side in (-1.0, 1.0):
+        base = points[-1] + side * spread * normal
+        cv2.line(image, px(base), px(base + 0.05 * forward), (240, 230, 90),
+                 max(1, int(0.015 * scale)), cv2.LINE_AA, shift)
+    return image
+
+
 def sample_target(rng: np.random.Generator, avoid: Optional[np.ndarray] = None) -> np.ndarray:
     """A reachable target in front of the robot, at least 0.25 m from `avoid`."""
     while True:
@@ -134,40 +176,20 @@ class SimWorld:
 
     def render(self, camera: str) -> np.ndarray:
         """(H, W, 3) uint8 RGB image of the scene from `camera`."""
-        w, h = IMAGE_SIZE
-        image = np.empty((h, w, 3), np.uint8)
-        image[:] = _BACKGROUND[camera]
-        affine = CAMERAS[camera]
-        scale = float(np.hypot(*affine[:, 0]))
-
-        def px(point):
-            p = affine[:, :2] @ point + affine[:, 2]
-            return int(round(p[0] * 16)), int(round(p[1] * 16))
-        shift = 4                                          # sub-pixel precision
-        cv2.circle(image, px(np.zeros(2)), int(0.05 * scale * 16), (40, 40, 40), -1,
-                   cv2.LINE_AA, shift)
-        cv2.circle(image, px(self.target), int(TARGET_RADIUS * scale * 16), (230, 40, 40),
-                   -1, cv2.LINE_AA, shift)
-        points = forward_kinematics(self.q)
-        for a, b, color in zip(points[:-1], points[1:], ((80, 140, 230), (90, 170, 240),
-                                                          (120, 200, 250))):
-            cv2.line(image, px(a), px(b), color, max(1, int(0.03 * scale)), cv2.LINE_AA,
-                     shift)
-        angle = float(np.sum(self.q[:3]))
-        normal = np.array([-math.sin(angle), math.cos(angle)])
-        forward = np.array([math.cos(angle), math.sin(angle)])
-        spread = 0.045 * (1.0 - 0.8 * self.q[3])
-        for side in (-1.0, 1.0):
-            base = points[-1] + side * spread * normal
-            cv2.line(image, px(base), px(base + 0.05 * forward), (240, 230, 90),
-                     max(1, int(0.015 * scale)), cv2.LINE_AA, shift)
-        return image
+        return draw_scene(camera, self.q, [self.target])
 
 
-def expert_action(world: SimWorld, max_step: float = 0.12) -> np.ndarray:
-    """Scripted expert (privileged: knows the target): IK towards the target, close the
-    gripper when the tip is near it, open it while travelling."""
-    target = world.target
+def inverse_kinematics(target: np.ndarray, q_now: np.ndarray) -> np.ndarray:
+    """Arm joints that put the gripper tip on `target`, pointing away from the base.
+
+    Args:
+        target: (2,) world position, metres (clamped to the reachable distance).
+        q_now: (>=3,) current joints; of the two elbow solutions, the one closer to them
+            (and inside the joint limits) is returned.
+
+    Returns:
+        (3,) shoulder, elbow, wrist, clipped to the joint limits.
+    """
     angle = math.atan2(target[1], target[0])
     wrist = target - LINKS[2] * np.array([math.cos(angle), math.sin(angle)])
     dist = min(np.linalg.norm(wrist), LINKS[0] + LINKS[1] - 1e-6)
@@ -182,12 +204,18 @@ def expert_action(world: SimWorld, max_step: float = 0.12) -> np.ndarray:
         if q[0] < LOWER[0]:
             q[0] += 2 * math.pi
         q[2] = (q[2] + math.pi) % (2 * math.pi) - math.pi
-        cost = np.sum(np.abs(q - world.q[:3])) + 10 * np.sum(
+        cost = np.sum(np.abs(q - q_now[:3])) + 10 * np.sum(
             (q < LOWER[:3]) | (q > UPPER[:3]))
         if best is None or cost < best[0]:
             best = (cost, q)
-    goal = np.clip(best[1], LOWER[:3], UPPER[:3])
+    return np.clip(best[1], LOWER[:3], UPPER[:3])
+
+
+def expert_action(world: SimWorld, max_step: float = 0.12) -> np.ndarray:
+    """Scripted expert (privileged: knows the target): IK towards the target, close the
+    gripper when the tip is near it, open it while travelling."""
+    goal = inverse_kinematics(world.target, world.q)
     arm = world.q[:3] + np.clip(goal - world.q[:3], -max_step, max_step)
-    near = np.linalg.norm(world.tip - target) < 0.07
+    near = np.linalg.norm(world.tip - world.target) < 0.07
     gripper = 1.0 if near else 0.0
     return np.concatenate([arm, [gripper]])
