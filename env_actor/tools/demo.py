@@ -1,10 +1,14 @@
 """The README demo: the simulated robot driven by the shipped policy over DDS.
 
     env-actor-demo [--episodes 5] [--seed 100] [--algorithm rtc] [--out out]
-        [--policy-yaml policies/sim_flow/policy.yaml]
+        [--world physics|kinematic] [--policy-yaml P] [--output trajectory|commands]
 
-Starts the policy node (config/sim.yaml, RTC, the shipped trained bundle) and the
-simulated robot as separate processes on loopback DDS with a private domain, prints live
+Starts the policy node (config/sim.yaml, RTC, the shipped trained bundle of the world:
+policies/sim_physics on the MuJoCo arm by default, policies/sim_flow on the kinematic
+one) and the simulated robot as separate processes on loopback DDS with a private domain.
+As a real bringup would, the node sends a JointTrajectory per chunk, executed the way the
+stock joint_trajectory_controller executes it (`--output commands`: a Float64MultiArray
+set-point per tick, as to a forward command controller). Prints live
 progress (episode, success, inference latency, est_delay) and a summary, and writes a
 strip of head-camera frames of the first episode to OUT/demo_strip.png. Bounded: it stops
 after --episodes episodes or --timeout seconds.
@@ -22,9 +26,11 @@ import numpy as np
 from env_actor.runtime.executor import ALGORITHMS
 from env_actor.tools.share import share_path
 from env_actor.tools.cli import exit_codes, tool_parser
+from env_actor.tools.worlds import DEFAULT_WORLD, WORLDS
 
 SIM_PARAMS = share_path('config', 'sim.yaml')
-SHIPPED = share_path('policies', 'sim_flow', 'policy.yaml')
+SHIPPED = {'physics': share_path('policies', 'sim_physics', 'policy.yaml'),
+           'kinematic': share_path('policies', 'sim_flow', 'policy.yaml')}
 
 
 def frame_strip(frames: list, count: int = 8) -> np.ndarray:
@@ -64,17 +70,22 @@ def main(args: Optional[Sequence[str]] = None) -> int:
                         help='seed of the first episode (target and start pose)')
     parser.add_argument('--algorithm', default='rtc', choices=ALGORITHMS,
                         help='control algorithm of the policy node')
-    parser.add_argument('--policy-yaml', type=Path, default=SHIPPED,
-                        help='policy YAML the node runs (default: the shipped sim_flow)')
+    parser.add_argument('--world', choices=WORLDS, default=DEFAULT_WORLD,
+                        help='simulated world: physics (MuJoCo arm, two moving targets) or '
+                             'kinematic (slew-limited arm, one target that jumps)')
+    parser.add_argument('--policy-yaml', type=Path, default=None,
+                        help="policy YAML the node runs (default: the world's shipped "
+                             'bundle, policies/sim_physics or policies/sim_flow)')
     parser.add_argument('--out', type=Path, default=Path('out'),
                         help='folder for the summary, logs and the camera strip')
-    parser.add_argument('--output', choices=('commands', 'trajectory'), default='commands',
-                        help='what the node sends the robot: a Float64MultiArray per tick, '
-                             'or a JointTrajectory per chunk (executed like the stock '
-                             'joint_trajectory_controller)')
+    parser.add_argument('--output', choices=('trajectory', 'commands'), default='trajectory',
+                        help='what the node sends the robot: a JointTrajectory per chunk '
+                             '(executed like the stock joint_trajectory_controller) or a '
+                             'Float64MultiArray set-point per tick')
     parser.add_argument('--timeout', type=float, default=300.0,
                         help='give up after this many seconds')
     opts = parser.parse_args(args)
+    opts.policy_yaml = opts.policy_yaml or SHIPPED[opts.world]
     from env_actor.tools.ros_env import isolate_ros_env
     domain = isolate_ros_env()
     import rclpy
@@ -83,8 +94,9 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     from sensor_msgs.msg import CompressedImage
     from std_msgs.msg import String
 
-    print(f'env_actor demo: policy {opts.policy_yaml} ({opts.algorithm}) on the simulated '
-          f'robot, {opts.episodes} episodes, ROS_DOMAIN_ID={domain} on loopback', flush=True)
+    print(f'env_actor demo: policy {opts.policy_yaml} ({opts.algorithm}, {opts.output}) on '
+          f'the simulated robot ({opts.world} world), {opts.episodes} episodes, '
+          f'ROS_DOMAIN_ID={domain} on loopback', flush=True)
     policy = subprocess.Popen(
         [sys.executable, '-m', 'env_actor.ros.policy_node', '--ros-args', '--params-file',
          str(SIM_PARAMS), '-p', f'policy_yaml:={opts.policy_yaml.resolve()}',
@@ -131,7 +143,8 @@ def main(args: Optional[Sequence[str]] = None) -> int:
         print(f'policy node active ({state["diag"].get("message")}); starting the robot',
               flush=True)
         sim = subprocess.Popen([sys.executable, '-m', 'env_actor.tools.sim_robot_node',
-                                '--episodes', str(opts.episodes), '--seed', str(opts.seed)],
+                                '--episodes', str(opts.episodes), '--seed', str(opts.seed),
+                                '--world', opts.world],
                                stdout=subprocess.DEVNULL)
         drain_until = None          # after the sim exits, still take its last statuses
         while len(state['results']) < opts.episodes and time.monotonic() < deadline:

@@ -21,7 +21,7 @@ from env_actor.runtime.factory import build_executor, RuntimeSettings
 from env_actor.runtime.observation import PROPRIO
 from env_actor.tools.metrics import seam_metrics
 from env_actor.tools.share import share_path
-from env_actor.tools.sim_world import SimWorld
+from env_actor.tools.worlds import DEFAULT_WORLD, make_world
 
 SIM_PARAMS = share_path('config', 'sim.yaml')
 
@@ -54,17 +54,28 @@ def sim_settings(algorithm: str, delay_steps: int, control_rate: float = 20.0,
 
 def run_episode(bundle: PolicyBundle, algorithm: str, delay_steps: int, seed: int,
                 duration: float = 8.0, control_rate: float = 20.0,
-                execution_horizon: int = 12, frames: Optional[list] = None) -> dict:
+                execution_horizon: int = 12, frames: Optional[list] = None,
+                world_name: str = DEFAULT_WORLD) -> dict:
     """One seeded episode; returns success, time to success, and smoothness metrics.
+
+    The executor's action of each tick goes to the world as a forward command controller
+    passes it on: the set-point of the joints' position servos until the next tick.
 
     Args:
         frames: if a list is given, the head camera image of every tick is appended.
+        world_name: the simulated world (`worlds.WORLDS`) the policy was trained for.
+
+    Returns:
+        success, time (to success, else the duration), ticks, inference counts, the seam
+        metrics of `metrics.seam_metrics` (all joints, and `arm_*` for the arm joints),
+        the arm's switch jumps and, on the physics world, `arm_tracking_error_max`: the
+        largest |set-point - position| of an arm joint's servo over the episode.
     """
     torch.manual_seed(seed)
     spec = PolicySpec.from_config(bundle.config['policy'], bundle.path)
     executor = build_executor(bundle, sim_settings(algorithm, delay_steps, control_rate,
                                                    execution_horizon), delay_steps)
-    world = SimWorld(seed=seed, episode_duration=duration)
+    world = make_world(world_name, seed, duration)
     world.reset(seed)
     executor.reset_episode(reference=world.q.copy())
     dt = 1.0 / control_rate
@@ -101,6 +112,9 @@ def run_episode(bundle: PolicyBundle, algorithm: str, delay_steps: int, seed: in
     arm = {f'arm_{k}': v for k, v in seam_metrics(actions[:, :3], new_chunk).items()}
     jump_stats = {'arm_switch_jump_mean': float(np.mean(jumps)) if jumps else float('nan'),
                   'arm_switch_jump_max': float(np.max(jumps)) if jumps else float('nan')}
+    tracking = getattr(world, 'tracking_error_max', None)
+    jump_stats['arm_tracking_error_max'] = (float(np.max(tracking[:3])) if tracking is not None
+                                            else float('nan'))
     return {'seed': seed, 'success': bool(world.success),
             'time': world.success_time if world.success else duration,
             'ticks': len(actions), 'inferences': executor.stats.inferences,
@@ -109,10 +123,11 @@ def run_episode(bundle: PolicyBundle, algorithm: str, delay_steps: int, seed: in
 
 
 def success_rate(bundle: PolicyBundle, episodes: int = 20, algorithm: str = 'rtc',
-                 delay_steps: int = 1, first_seed: int = 10_000) -> dict:
+                 delay_steps: int = 1, first_seed: int = 10_000,
+                 world_name: str = DEFAULT_WORLD) -> dict:
     """Success over seeded episodes (seeds disjoint from the default training seeds)."""
-    results = [run_episode(bundle, algorithm, delay_steps, first_seed + i)
-               for i in range(episodes)]
+    results = [run_episode(bundle, algorithm, delay_steps, first_seed + i,
+                           world_name=world_name) for i in range(episodes)]
     return {'episodes': episodes, 'algorithm': algorithm, 'delay_steps': delay_steps,
             'success_rate': float(np.mean([r['success'] for r in results])),
             'mean_time_s': float(np.mean([r['time'] for r in results]))}
