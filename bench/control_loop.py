@@ -38,6 +38,7 @@ PARAMS = ROOT / 'test' / 'fixtures' / 'node_params.yaml'
 FLOW = ROOT / 'env_actor' / 'policy' / 'policies' / 'flow_matching' / 'flow_matching.yaml'
 RATE = 20.0
 TORCH_THREADS = int(os.environ.get('BENCH_TORCH_THREADS', '0'))
+EXECUTOR = os.environ.get('BENCH_EXECUTOR', 'single')
 PHASES = ('sample', 'collect', 'submit', 'select', 'publish')
 
 
@@ -81,11 +82,11 @@ def timed(phases: dict, name: str, fn):
 def run_role(role: str, duration: float, out: Path, s: int, extra: list = ()) -> None:
     """Child process: run one role and write its measurements to `out`."""
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
+    from env_actor.ros.policy_node import make_ros_executor
     rclpy.init()
     ticks: list = []
     phases = {name: [] for name in PHASES + ('tick',)}
-    executor = SingleThreadedExecutor()
+    executor = make_ros_executor(EXECUTOR)
     if role == 'bare':
         node = rclpy.create_node('bare_timer')
         node.create_timer(1.0 / RATE, lambda: ticks.append(time.monotonic()))
@@ -173,12 +174,13 @@ def plain_subscriber(rclpy):
     return node
 
 
-def run_child(role: str, duration: float, s: int, extra: list = ()) -> dict:
+def run_child(role: str, duration: float, s: int, extra: list = (),
+              executor: str = 'single') -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / 'result.json'
-        print(f'running {role} for {duration:.0f} s ...', flush=True)
+        print(f'running {role} ({executor} executor) for {duration:.0f} s ...', flush=True)
         subprocess.run([sys.executable, __file__, '--role', role, '--duration', str(duration),
-                        '--role-out', str(out), '--s', str(s),
+                        '--role-out', str(out), '--s', str(s), '--executor', executor,
                         *[a for p in extra for a in ('--node-param', p)]], check=True,
                        env=dict(os.environ), stderr=subprocess.DEVNULL)
         return json.loads(out.read_text())
@@ -195,21 +197,45 @@ def orchestrate(opts: argparse.Namespace) -> int:
     isolate_ros_env()
     import yaml
     joints = yaml.safe_load(PARAMS.read_text())['/**']['ros__parameters']['state_joint_names']
-    total = opts.alternations * (2 * opts.duration + 2 * opts.pipeline_duration + 40) + 60
+    total = (opts.alternations * len(opts.executor)
+             * (2 * opts.duration + 2 * opts.pipeline_duration + 40) + 60)
     sensors = subprocess.Popen(
         [sys.executable, '-m', 'env_actor.tools.sensor_publisher', '--transport', 'compressed',
          '--size', '640x480', '--duration', str(total), '--joints', *joints],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    runs = {'bare': [], 'node': [], 'pipeline': [], 'plain': []}
+    runs = {kind: {'bare': [], 'node': [], 'pipeline': [], 'plain': []}
+            for kind in opts.executor}
     try:
         for _ in range(opts.alternations):
-            for role, duration in (('bare', opts.duration), ('node', opts.duration),
-                                   ('pipeline', opts.pipeline_duration),
-                                   ('plain', opts.pipeline_duration)):
-                runs[role].append(run_child(role, duration, opts.s, opts.node_param))
+            for kind in opts.executor:
+                for role, duration in (('bare', opts.duration), ('node', opts.duration),
+                                       ('pipeline', opts.pipeline_duration),
+                                       ('plain', opts.pipeline_duration)):
+                    runs[kind][role].append(run_child(role, duration, opts.s,
+                                                      opts.node_param, kind))
     finally:
         sensors.terminate()
         sensors.wait(timeout=10)
+    results = {kind: summarize(runs[kind], opts, kind) for kind in opts.executor}
+    if len(opts.executor) > 1:
+        print('\nexecutors side by side (median over the interleaved runs): ' + '; '.join(
+            f"{kind}: node p99 {np.median([r['dev_p99_ms'] for r in runs[kind]['node']]):.2f}"
+            f" ms, node CPU {np.median([r['cpu_percent'] for r in runs[kind]['node']]):.1f}"
+            f" %, pipeline CPU "
+            f"{np.median([r['cpu_percent'] for r in runs[kind]['pipeline']]):.1f} %"
+            for kind in opts.executor))
+    data = {'machine': machine(), 'rate_hz': RATE, 's': opts.s, 'duration_s': opts.duration,
+            'alternations': opts.alternations, 'executors': opts.executor}
+    data.update(results[opts.executor[0]])
+    if len(opts.executor) > 1:
+        data['by_executor'] = results
+    path = write_results('control_loop', data, out=opts.out)
+    print(f'wrote {path}')
+    return 0
+
+
+def summarize(runs: dict, opts: argparse.Namespace, kind: str) -> dict:
+    """Print the tables of one executor's runs; return their numbers for the JSON."""
     period_ms = 1e3 / RATE
     ratios = [n['dev_p99_ms'] / max(b['dev_p99_ms'], 1e-9)
               for b, n in zip(runs['bare'], runs['node'])]
@@ -223,7 +249,8 @@ def orchestrate(opts: argparse.Namespace) -> int:
                          r['missed_ticks'], r.get('starved_ticks', '-'), r['cpu_percent'],
                          r.get('inference_cpu_percent', '-')])
     print(f'\ncontrol loop at {RATE:g} Hz, RTC s = {opts.s}, {opts.alternations} x '
-          f'{opts.duration:.0f} s per role, interleaved; tick interval deviation')
+          f'{opts.duration:.0f} s per role, interleaved, {kind} executor; tick interval '
+          'deviation')
     print(table(['run', 'ticks', 'dev p50 ms', 'dev p99 ms', 'p99 / period', 'dev max ms',
                  'missed', 'starved', 'CPU %', 'inference CPU %'], rows))
     print(f'node/bare p99 ratio per pair: {[round(r, 2) for r in ratios]} (median '
@@ -238,15 +265,10 @@ def orchestrate(opts: argparse.Namespace) -> int:
     print(f'\nobservation pipeline (3 x 640x480 JPEG at 30 Hz + joint states at 100 Hz), '
           f'CPU % of one core per pair (node inactive, plain subscriber): {pairs}; '
           f'ratio median {np.median(cpu_ratio):.2f}')
-    path = write_results('control_loop', {
-        'machine': machine(), 'rate_hz': RATE, 's': opts.s, 'duration_s': opts.duration,
-        'alternations': opts.alternations, 'runs': runs,
-        'p99_ratio_node_over_bare': spread(ratios),
-        'node_p99_fraction_of_period': spread([n['dev_p99_ms'] / period_ms
-                                               for n in runs['node']]),
-        'pipeline_cpu_over_plain': spread(cpu_ratio)}, out=opts.out)
-    print(f'wrote {path}')
-    return 0
+    return {'runs': runs, 'p99_ratio_node_over_bare': spread(ratios),
+            'node_p99_fraction_of_period': spread([n['dev_p99_ms'] / period_ms
+                                                   for n in runs['node']]),
+            'pipeline_cpu_over_plain': spread(cpu_ratio)}
 
 
 def main(args=None) -> int:
@@ -267,8 +289,14 @@ def main(args=None) -> int:
                         help='torch threads of the node (0 = torch default)')
     parser.add_argument('--node-param', action='append', default=[],
                         help='NAME:=VALUE passed to the node (repeatable)')
+    parser.add_argument('--executor', choices=('single', 'events'), nargs='+',
+                        default=['single'],
+                        help="rclpy executor(s) of every role (the node's `executor` "
+                             'parameter): single = SingleThreadedExecutor, events = '
+                             'EventsExecutor; several are interleaved in each alternation')
     opts = parser.parse_args(args)
     os.environ['BENCH_TORCH_THREADS'] = str(opts.torch_threads)
+    os.environ['BENCH_EXECUTOR'] = opts.executor[0]
     if opts.role:
         run_role(opts.role, opts.duration, opts.role_out, opts.s, opts.node_param)
         return 0

@@ -155,3 +155,32 @@ def test_action_joint_without_measurement_refuses_to_activate(tmp_path, state_jo
         assert not s.harness.snapshot('cmd')
     finally:
         s.close()
+
+
+def test_events_executor_runs_the_node_and_sigint_holds(tmp_path):
+    """`executor: events` (rclpy's EventsExecutor): the same node starts from the measured
+    pose, survives a deactivate/activate with the robot moved, answers ~/reset, and a
+    SIGINT still holds and exits 0."""
+    s = Session(tmp_path, executor='events')
+    try:
+        first = s.first_command_after(0.0)
+        assert np.all(np.abs(first - POSE) <= STEP + 1e-6), first
+        s.wait_diag(0.0, OK, 'commanding')
+        before = time.monotonic()
+        assert s.lifecycle(Transition.TRANSITION_DEACTIVATE)
+        stopped = time.monotonic()
+        assert s.holds(before) or s.harness.wait_for(lambda: s.holds(before), 2, 'hold')
+        pose = [0.9, 0.4, -0.6, 0.1]
+        s.robot.teleport(pose)
+        time.sleep(0.3)
+        assert s.lifecycle(Transition.TRANSITION_ACTIVATE)
+        first = s.first_command_after(stopped + 0.2)
+        assert np.all(np.abs(first - pose) <= STEP + 1e-6), (pose, first)
+        response = s.harness.call(s.harness.reset, Trigger.Request())
+        assert response.success, response.message
+        s.wait_commands(time.monotonic(), count=5)
+        s.signal_and_check_exit(signal.SIGINT)
+        s.check_all_commands()
+    finally:
+        s.close()
+    assert 'callbacks run on EventsExecutor' in s.stderr_path.read_text()

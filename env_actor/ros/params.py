@@ -122,6 +122,9 @@ PARAMETERS: tuple = (
           high=19),
     Param('torch_threads', 'int', 0, 'Torch threads for inference (0 = torch default).',
           low=0, high=1024),
+    Param('executor', 'string', 'single', 'rclpy executor that runs the callbacks, read '
+          'once at start-up: single = SingleThreadedExecutor, events = EventsExecutor '
+          '(rclpy.experimental: timers and events queued in C++).', choices=('single', 'events')),
     Param('gil_switch_interval_ms', 'double', 0.5, 'Python thread switch interval, ms '
           '(0 = leave the default 5 ms).', low=0.0, high=100.0),
     Param('inference_timeout', 'double', 0.0, 'A request without an answer for this long '

@@ -541,6 +541,26 @@ class PolicyNode(LifecycleNode):
         return max(np.diff(ticks)) * 1e3 if len(ticks) > 1 else math.nan
 
 
+def make_ros_executor(kind: str):
+    """The rclpy executor named by the node's `executor` parameter.
+
+    Args:
+        kind: 'single' (SingleThreadedExecutor) or 'events' (rclpy's EventsExecutor).
+
+    Returns:
+        An executor for the default context.
+
+    Raises:
+        ValueError: another kind.
+    """
+    if kind == 'single':
+        return SingleThreadedExecutor()
+    if kind == 'events':
+        from rclpy.experimental import EventsExecutor
+        return EventsExecutor()
+    raise ValueError(f"parameter executor must be 'single' or 'events', got {kind!r}")
+
+
 def spin_until_stopped(node: PolicyNode, executor, stop: threading.Event) -> int:
     """Run the node until `stop` is set or the context ends; hold and release on the way out.
 
@@ -604,8 +624,9 @@ def main(args=None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     node = PolicyNode()
-    executor = SingleThreadedExecutor()
+    executor = make_ros_executor(node.get_parameter('executor').value)
     executor.add_node(node)
+    node.get_logger().info(f'callbacks run on {type(executor).__name__}')
     try:
         code = spin_until_stopped(node, executor, stop)
     finally:
