@@ -125,6 +125,8 @@ def test_success_needs_a_closed_gripper_held_on_a_target():
         world.step(0.05)
     assert world.success and world.success_time >= SUCCESS_HOLD
     assert np.linalg.norm(world.tip - world.target) <= 0.05
+    with pytest.raises(ValueError, match='4 finite values'):
+        world.set_command(np.array([0.0, np.nan, 0.0, 0.0]))
 
 
 def test_expert_is_bimodal_and_succeeds_on_either_target():

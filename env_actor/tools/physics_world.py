@@ -28,8 +28,8 @@ from typing import Optional
 import mujoco
 import numpy as np
 
-from env_actor.tools.sim_world import (draw_scene, forward_kinematics, inverse_kinematics,
-                                       JOINTS, LINKS, LOWER, UPPER)
+from env_actor.tools.sim_world import (clipped_command, draw_scene, forward_kinematics,
+                                       inverse_kinematics, JOINTS, LINKS, LOWER, UPPER)
 
 TIMESTEP = 0.002                                       # s: physics and servo loop, 500 Hz
 HOME = np.array([0.97, 1.2, -0.6, 0.0])                # tip above the base, between goals
@@ -208,10 +208,7 @@ class PhysicsWorld:
         return self.success or self.time >= self.episode_duration
 
     def set_command(self, command: np.ndarray) -> None:
-        command = np.asarray(command, dtype=np.float64)
-        if command.shape != (4,) or not np.all(np.isfinite(command)):
-            raise ValueError(f'command must be 4 finite values, got {command}')
-        self.command = np.clip(command, LOWER, UPPER)
+        self.command = clipped_command(command)
 
     def step(self, dt: float) -> None:
         """Advance physics, servos and task by dt seconds (sub-steps of <= TIMESTEP)."""
