@@ -15,7 +15,7 @@ positions quantised to `ENCODER_COUNTS` per turn, velocities, and the drive torq
 
 Task (`TwoTargetTask`): two identical red targets move in front of the robot, one on
 each side, sweeping along circles around the base and turning back at the edges of
-their side (tip speeds 0.04-0.11 m/s). Either target counts: success is the gripper tip
+their side (0.03-0.11 m/s at the target). Either target counts: success is the gripper tip
 within `SUCCESS_RADIUS` of one target with the gripper closed for `SUCCESS_HOLD`
 seconds without a break, within the episode. The expert (`expert_action`) picks one of
 the two at random per episode, so demonstrations are bimodal; it leads the target by
