@@ -11,11 +11,14 @@ policies/sim_flow) on one observation of its world (seed 20003, 1 s in):
 And in closed loop on the physics world (--episodes episodes from seed 20000, d = 3, naive
 async and RTC): at every chunk switch, the switch jump (new action - old chunk's plan)
 against the servo lag at that tick (set-point - position): their correlation tells
-whether seams come from the robot or from the sampling.
+whether seams come from the robot; and the same episodes with one fixed starting noise
+for every inference (`noise_seed: 0`, the chunk a deterministic function of the
+observation): whether they come from the sampling.
 Prints tables and writes bench/results/rtc_guidance.json.
 
 Usage: python bench/rtc_guidance.py [--samples 8] [--episodes 12]
 """
+import dataclasses
 import math
 from pathlib import Path
 import sys
@@ -78,9 +81,14 @@ def guidance_pull(bundle, world_name: str, samples: int, betas: list) -> dict:
     return result
 
 
-def seams_vs_lag(bundle, algorithm: str, episodes: int) -> dict:
+def seams_vs_lag(bundle, algorithm: str, episodes: int, fixed_noise: bool = False) -> dict:
     """Switch jumps and servo lag at every chunk switch of closed-loop physics episodes."""
     spec = PolicySpec.from_config(bundle.config['policy'], bundle.path)
+    if fixed_noise:
+        policy = bundle.policy.__class__.__new__(bundle.policy.__class__)
+        policy.__dict__.update(bundle.policy.__dict__)
+        policy.noise_seed = 0
+        bundle = dataclasses.replace(bundle, policy=policy)
     jumps, lags = [], []
     for seed in range(20000, 20000 + episodes):
         torch.manual_seed(seed)
@@ -131,7 +139,8 @@ def main(args=None) -> int:
             for name, r in pulls.items()]
     print(f'guidance pull on the frozen actions (d = {DELAY}), rad towards prev_action')
     print(table(['world', 'sample std'] + sorted(next(iter(pulls.values()))['pull']), rows))
-    seams = {a: seams_vs_lag(bundles['physics'], a, opts.episodes)
+    seams = {f'{a}{suffix}': seams_vs_lag(bundles['physics'], a, opts.episodes, fixed)
+             for fixed, suffix in ((False, ''), (True, ', fixed noise'))
              for a in ('naive_async', 'rtc')}
     print(f'\nphysics world, d = {DELAY}, {opts.episodes} episodes: chunk switches')
     print(table(['algorithm', 'switches', 'switch jump mean', 'servo lag mean',
