@@ -28,7 +28,7 @@ from typing import Optional
 import mujoco
 import numpy as np
 
-from env_actor.tools.sim_world import (clipped_command, draw_scene, forward_kinematics,
+from env_actor.tools.sim_world import (draw_scene, EpisodeRules, forward_kinematics,
                                        inverse_kinematics, JOINTS, LINKS, LOWER, UPPER)
 
 TIMESTEP = 0.002                                       # s: physics and servo loop, 500 Hz
@@ -146,7 +146,7 @@ def sample_targets(rng: np.random.Generator) -> list:
 
 
 @dataclass
-class PhysicsWorld:
+class PhysicsWorld(EpisodeRules):
     """One episode of the two-moving-targets task on MuJoCo. `reset`, then `set_command`
     and `step(dt)` repeatedly. `q` is what the encoders read; `command` is the set-point
     the servos follow."""
@@ -203,13 +203,6 @@ class PhysicsWorld:
         """The target the expert goes for."""
         return self.targets[self.expert_goal].position
 
-    @property
-    def done(self) -> bool:
-        return self.success or self.time >= self.episode_duration
-
-    def set_command(self, command: np.ndarray) -> None:
-        self.command = clipped_command(command)
-
     def step(self, dt: float) -> None:
         """Advance physics, servos and task by dt seconds (sub-steps of <= TIMESTEP)."""
         steps = max(1, int(math.ceil(dt / TIMESTEP - 1e-9)))
@@ -225,12 +218,8 @@ class PhysicsWorld:
                                                  np.abs(self.command - self.data.qpos))
             tip = self.tip
             near = min(np.linalg.norm(tip - t.position) for t in self.targets)
-            if near <= SUCCESS_RADIUS and self.data.qpos[3] >= CLOSED:
-                self.hold += h
-                if self.hold >= SUCCESS_HOLD and not self.success:
-                    self.success, self.success_time = True, self.time
-            else:
-                self.hold = 0.0
+            self.count_hold(near <= SUCCESS_RADIUS and self.data.qpos[3] >= CLOSED, h,
+                            SUCCESS_HOLD)
 
     def render(self, camera: str) -> np.ndarray:
         """(H, W, 3) uint8 RGB image of the scene from `camera`."""

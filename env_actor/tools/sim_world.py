@@ -130,8 +130,40 @@ def sample_target(rng: np.random.Generator, avoid: Optional[np.ndarray] = None) 
             return point
 
 
+class EpisodeRules:
+    """What both simulated worlds share: the set-point the servos follow and when an
+    episode is over (attributes `command`, `success`, `time`, `episode_duration`)."""
+
+    @property
+    def done(self) -> bool:
+        return self.success or self.time >= self.episode_duration
+
+    def set_command(self, command: np.ndarray) -> None:
+        """Set the servos' set-point.
+
+        Raises:
+            ValueError: not 4 finite values (see `clipped_command`).
+        """
+        self.command = clipped_command(command)
+
+    def count_hold(self, holding: bool, h: float, required: float) -> None:
+        """Advance the success hold by one sub-step.
+
+        Args:
+            holding: whether the success condition holds in this sub-step.
+            h: the sub-step, s.
+            required: how long it must hold without a break, s.
+        """
+        if not holding:
+            self.hold = 0.0
+            return
+        self.hold += h
+        if self.hold >= required and not self.success:
+            self.success, self.success_time = True, self.time
+
+
 @dataclass
-class SimWorld:
+class SimWorld(EpisodeRules):
     """One episode of the task. Call `reset`, then `step(command, dt)` repeatedly."""
 
     seed: int = 0
@@ -163,13 +195,6 @@ class SimWorld:
     def tip(self) -> np.ndarray:
         return forward_kinematics(self.q)[-1]
 
-    @property
-    def done(self) -> bool:
-        return self.success or self.time >= self.episode_duration
-
-    def set_command(self, command: np.ndarray) -> None:
-        self.command = clipped_command(command)
-
     def step(self, dt: float) -> None:
         """Advance the servos and the task by dt seconds (in PHYSICS_DT sub-steps)."""
         steps = max(1, int(round(dt / PHYSICS_DT)))
@@ -182,12 +207,7 @@ class SimWorld:
                 self.target = sample_target(self.rng, self.target)
                 self.jumped = True
             near = np.linalg.norm(self.tip - self.target) <= SUCCESS_RADIUS
-            if self.jumped and near and self.q[3] >= CLOSED:
-                self.hold += h
-                if self.hold >= SUCCESS_HOLD and not self.success:
-                    self.success, self.success_time = True, self.time
-            else:
-                self.hold = 0.0
+            self.count_hold(self.jumped and near and self.q[3] >= CLOSED, h, SUCCESS_HOLD)
 
     def render(self, camera: str) -> np.ndarray:
         """(H, W, 3) uint8 RGB image of the scene from `camera`."""
