@@ -198,6 +198,10 @@ def test_demo_over_dds_reaches_the_target_in_most_episodes(tmp_path):
                             capture_output=True, text=True, timeout=220, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert '(rtc, trajectory)' in result.stdout and 'physics world' in result.stdout
+    # the robot's trajectory controller (the JTC model) accepted every chunk; its log
+    # reaches this stderr (the sim's episode lines are there)
+    assert '[env_actor_sim]: episode 1/7' in result.stderr, result.stderr[-2000:]
+    assert 'rejected trajectory' not in result.stderr, result.stderr[-2000:]
     match = re.search(r'summary: (\d+)/(\d+) episodes succeeded', result.stdout)
     assert match and int(match.group(2)) == 7, result.stdout
     assert int(match.group(1)) >= 4, result.stdout
