@@ -38,7 +38,6 @@ PARAMS = ROOT / 'test' / 'fixtures' / 'node_params.yaml'
 FLOW = ROOT / 'env_actor' / 'policy' / 'policies' / 'flow_matching' / 'flow_matching.yaml'
 RATE = 20.0
 TORCH_THREADS = int(os.environ.get('BENCH_TORCH_THREADS', '0'))
-EXECUTOR = os.environ.get('BENCH_EXECUTOR', 'single')
 PHASES = ('sample', 'collect', 'submit', 'select', 'publish')
 
 
@@ -79,14 +78,15 @@ def timed(phases: dict, name: str, fn):
     return wrapper
 
 
-def run_role(role: str, duration: float, out: Path, s: int, extra: list = ()) -> None:
+def run_role(role: str, duration: float, out: Path, s: int, extra: list = (),
+             executor_kind: str = 'single') -> None:
     """Child process: run one role and write its measurements to `out`."""
     import rclpy
     from env_actor.ros.policy_node import make_ros_executor
     rclpy.init()
     ticks: list = []
     phases = {name: [] for name in PHASES + ('tick',)}
-    executor = make_ros_executor(EXECUTOR)
+    executor = make_ros_executor(executor_kind)
     if role == 'bare':
         node = rclpy.create_node('bare_timer')
         node.create_timer(1.0 / RATE, lambda: ticks.append(time.monotonic()))
@@ -125,7 +125,8 @@ def run_role(role: str, duration: float, out: Path, s: int, extra: list = ()) ->
     while time.monotonic() - start < duration:
         executor.spin_once(timeout_sec=0.1)
     elapsed = time.monotonic() - start
-    result = {'cpu_percent': 100.0 * (time.process_time() - cpu_start) / elapsed,
+    result = {'executor': type(executor).__name__,
+              'cpu_percent': 100.0 * (time.process_time() - cpu_start) / elapsed,
               'rss_end_mb': rss_mb(), 'duration_s': elapsed}
     if child_pid:
         result['inference_cpu_percent'] = 100.0 * (cpu_seconds(child_pid) - child_cpu) / elapsed
@@ -296,9 +297,9 @@ def main(args=None) -> int:
                              'EventsExecutor; several are interleaved in each alternation')
     opts = parser.parse_args(args)
     os.environ['BENCH_TORCH_THREADS'] = str(opts.torch_threads)
-    os.environ['BENCH_EXECUTOR'] = opts.executor[0]
     if opts.role:
-        run_role(opts.role, opts.duration, opts.role_out, opts.s, opts.node_param)
+        run_role(opts.role, opts.duration, opts.role_out, opts.s, opts.node_param,
+                 opts.executor[0])
         return 0
     return orchestrate(opts)
 
