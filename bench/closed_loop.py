@@ -21,7 +21,6 @@ bench/results/closed_loop.json (kinematic).
 
 Usage: python bench/closed_loop.py [--episodes 40] [--world physics] [--algorithms ...]
 """
-import dataclasses
 import math
 from pathlib import Path
 import sys
@@ -33,10 +32,10 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from common import machine, parser as bench_parser, table, write_results  # noqa: E402
 
-from env_actor.policy.utils.loader import build_ready_bundle, PolicyBundle  # noqa: E402
+from env_actor.policy.utils.loader import build_ready_bundle  # noqa: E402
 from env_actor.policy.utils.spec import PolicySpec  # noqa: E402
 from env_actor.runtime.factory import measure_latency  # noqa: E402
-from env_actor.tools.sim_eval import run_episode  # noqa: E402
+from env_actor.tools.sim_eval import run_episode, with_policy_settings  # noqa: E402
 from env_actor.tools.worlds import DEFAULT_WORLD, WORLDS  # noqa: E402
 
 POLICIES = {'physics': ROOT / 'policies' / 'sim_physics' / 'policy.yaml',
@@ -45,14 +44,6 @@ PREFIX_POLICIES = {'kinematic': ROOT / 'policies' / 'sim_flow_prefix' / 'policy.
 RESULT_NAMES = {'physics': 'closed_loop_physics', 'kinematic': 'closed_loop'}
 ALGORITHMS = ('sequential', 'naive_async', 'blend', 'rtc', 'rtc_hard')
 EXTRA_MS = (0, 100, 200, 300)
-
-
-def hard_mask(bundle: PolicyBundle) -> PolicyBundle:
-    """The same weights, guided with a hard mask (soft-mask schedule `zeros`)."""
-    policy = bundle.policy.__class__.__new__(bundle.policy.__class__)
-    policy.__dict__.update(bundle.policy.__dict__)
-    policy.schedule = 'zeros'
-    return dataclasses.replace(bundle, policy=policy)
 
 
 def summarize(runs: list, delay: int, extra: int) -> dict:
@@ -110,7 +101,8 @@ def main(args=None) -> int:
     opts = parser.parse_args(args)
     policy_path = opts.policy or POLICIES[opts.world]
     bundle = build_ready_bundle(policy_path)
-    variants = {'rtc_hard': (hard_mask(bundle), 'rtc')}
+    # the hard mask: the same weights, guided with the soft-mask schedule `zeros`
+    variants = {'rtc_hard': (with_policy_settings(bundle, schedule='zeros'), 'rtc')}
     bundles = {a: variants.get(a, (bundle, a)) for a in opts.algorithms}
     prefix_path = opts.prefix_policy or PREFIX_POLICIES.get(opts.world)
     if prefix_path is not None and not opts.no_prefix:

@@ -18,8 +18,6 @@ Prints tables and writes bench/results/rtc_guidance.json.
 
 Usage: python bench/rtc_guidance.py [--samples 8] [--episodes 12]
 """
-import dataclasses
-import math
 from pathlib import Path
 import sys
 
@@ -33,10 +31,8 @@ from common import machine, parser as bench_parser, table, write_results  # noqa
 
 from env_actor.policy.utils.loader import build_ready_bundle  # noqa: E402
 from env_actor.policy.utils.spec import PolicySpec  # noqa: E402
-from env_actor.runtime.factory import build_executor  # noqa: E402
 from env_actor.runtime.images import image_to_chw  # noqa: E402
-from env_actor.runtime.observation import PROPRIO  # noqa: E402
-from env_actor.tools.sim_eval import RawImage, sim_settings  # noqa: E402
+from env_actor.tools.sim_eval import RawImage, run_episode, with_policy_settings  # noqa: E402
 from env_actor.tools.worlds import make_world  # noqa: E402
 
 BUNDLES = {'physics': ROOT / 'policies' / 'sim_physics' / 'policy.yaml',
@@ -66,10 +62,8 @@ def guidance_pull(bundle, world_name: str, samples: int, betas: list) -> dict:
     draws = np.stack([bundle.policy.predict(data, bundle.normalizer) for _ in range(samples)])
     mean = draws.mean(axis=0)
     result = {'sample_std_rad': float(draws.std(axis=0)[:6, :3].mean()), 'pull': {}}
-    policy = bundle.policy.__class__.__new__(bundle.policy.__class__)
-    policy.__dict__.update(bundle.policy.__dict__)
     for beta in betas:
-        policy.beta = float(beta)
+        policy = with_policy_settings(bundle, beta=float(beta)).policy
         for offset in OFFSETS:
             data['prev_action'] = (mean + offset).astype(np.float32)
             data['est_delay'] = DELAY
@@ -83,39 +77,14 @@ def guidance_pull(bundle, world_name: str, samples: int, betas: list) -> dict:
 
 def seams_vs_lag(bundle, algorithm: str, episodes: int, fixed_noise: bool = False) -> dict:
     """Switch jumps and servo lag at every chunk switch of closed-loop physics episodes."""
-    spec = PolicySpec.from_config(bundle.config['policy'], bundle.path)
     if fixed_noise:
-        policy = bundle.policy.__class__.__new__(bundle.policy.__class__)
-        policy.__dict__.update(bundle.policy.__dict__)
-        policy.noise_seed = 0
-        bundle = dataclasses.replace(bundle, policy=policy)
-    jumps, lags = [], []
+        bundle = with_policy_settings(bundle, noise_seed=0)
+    switches: list = []
     for seed in range(20000, 20000 + episodes):
-        torch.manual_seed(seed)
-        executor = build_executor(bundle, sim_settings(algorithm, DELAY), DELAY)
-        world = make_world('physics', seed)
-        world.reset(seed)
-        executor.reset_episode(reference=world.q.copy())
-        next_camera, planned = 0.0, np.zeros((0, 4))
-        while not world.done:
-            now = world.time
-            executor.cache.update(PROPRIO, world.q.astype(np.float32), now)
-            if now + 1e-9 >= next_camera:
-                data = observe(world, spec)
-                for camera in spec.cameras:
-                    executor.cache.update(camera, data[camera][0], now)
-                next_camera += math.ceil((now + 1e-9 - next_camera) * 30 + 1e-9) / 30
-            lag = world.command[:3] - world.q[:3]
-            result = executor.on_tick(now)
-            if result.action is not None:
-                if result.new_chunk and len(planned):
-                    jumps.append(result.action[:3] - planned[0, :3])
-                    lags.append(lag)
-                world.set_command(result.action)
-            planned = executor.planned_actions()
-            world.step(0.05)
-        executor.worker.close()
-    jumps, lags = np.asarray(jumps), np.asarray(lags)
+        run_episode(bundle, algorithm, DELAY, seed, execution_horizon=HORIZON,
+                    world_name='physics', switches=switches)
+    jumps = np.asarray([jump for jump, _ in switches])
+    lags = np.asarray([lag for _, lag in switches])
     return {'switches': int(len(jumps)),
             'switch_jump_mean_rad': float(np.abs(jumps).max(axis=1).mean()),
             'servo_lag_mean_rad': float(np.abs(lags).max(axis=1).mean()),

@@ -26,7 +26,7 @@ import numpy as np
 from env_actor.runtime.executor import ALGORITHMS
 from env_actor.tools.share import share_path
 from env_actor.tools.cli import exit_codes, tool_parser
-from env_actor.tools.worlds import DEFAULT_WORLD, WORLDS
+from env_actor.tools.worlds import add_world_option
 
 SIM_PARAMS = share_path('config', 'sim.yaml')
 SHIPPED = {'physics': share_path('policies', 'sim_physics', 'policy.yaml'),
@@ -70,9 +70,7 @@ def main(args: Optional[Sequence[str]] = None) -> int:
                         help='seed of the first episode (target and start pose)')
     parser.add_argument('--algorithm', default='rtc', choices=ALGORITHMS,
                         help='control algorithm of the policy node')
-    parser.add_argument('--world', choices=WORLDS, default=DEFAULT_WORLD,
-                        help='simulated world: physics (MuJoCo arm, two moving targets) or '
-                             'kinematic (slew-limited arm, one target that jumps)')
+    add_world_option(parser)
     parser.add_argument('--policy-yaml', type=Path, default=None,
                         help="policy YAML the node runs (default: the world's shipped "
                              'bundle, policies/sim_physics or policies/sim_flow)')

@@ -110,29 +110,26 @@ class MovingTarget:
 
     @property
     def position(self) -> np.ndarray:
-        return self.radius * np.array([math.cos(self.angle), math.sin(self.angle)])
-
-    def velocity(self) -> np.ndarray:
-        return self.radius * self.angular_speed * np.array([-math.sin(self.angle),
-                                                            math.cos(self.angle)])
+        return self._point(self.angle)
 
     def ahead(self, seconds: float) -> np.ndarray:
         """Where the target will be in `seconds` (turning back at the bounds)."""
-        angle = self.angle + self.angular_speed * seconds
-        low, high = self.bounds
-        if angle > high:
-            angle = 2 * high - angle
-        elif angle < low:
-            angle = 2 * low - angle
-        return self.radius * np.array([math.cos(angle), math.sin(angle)])
+        return self._point(self._turned(self.angle + self.angular_speed * seconds))
 
     def step(self, h: float) -> None:
-        self.angle += self.angular_speed * h
-        low, high = self.bounds
-        if self.angle > high or self.angle < low:
-            self.angle = float(np.clip(2 * (high if self.angle > high else low) - self.angle,
-                                       low, high))
+        moved = self.angle + self.angular_speed * h
+        turned = self._turned(moved)
+        if turned != moved:
             self.angular_speed = -self.angular_speed
+        self.angle = float(np.clip(turned, *self.bounds))
+
+    def _turned(self, angle: float) -> float:
+        """`angle` reflected back inside the bounds (one bounce)."""
+        low, high = self.bounds
+        return 2 * high - angle if angle > high else 2 * low - angle if angle < low else angle
+
+    def _point(self, angle: float) -> np.ndarray:
+        return self.radius * np.array([math.cos(angle), math.sin(angle)])
 
 
 def sample_targets(rng: np.random.Generator) -> list:

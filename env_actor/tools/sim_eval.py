@@ -6,7 +6,7 @@ fixed number of control ticks (the policy's latency plus any injected extra dela
 runs are deterministic for a seed. Used by training (success rate of a new bundle) and
 bench/closed_loop.py.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import math
 from typing import Optional
 
@@ -52,10 +52,26 @@ def sim_settings(algorithm: str, delay_steps: int, control_rate: float = 20.0,
     return cfg.runtime_settings(algorithm)
 
 
+def with_policy_settings(bundle: PolicyBundle, **settings) -> PolicyBundle:
+    """The same built policy and weights with some attributes set otherwise, e.g.
+    `schedule='zeros'` (hard mask), `beta=100.0`, `noise_seed=0`; `bundle` is unchanged.
+
+    Raises:
+        AttributeError: a setting the policy does not have.
+    """
+    policy = bundle.policy.__class__.__new__(bundle.policy.__class__)
+    policy.__dict__.update(bundle.policy.__dict__)
+    for name, value in settings.items():
+        if not hasattr(policy, name):
+            raise AttributeError(f'{type(policy).__name__} has no setting {name!r}')
+        setattr(policy, name, value)
+    return replace(bundle, policy=policy)
+
+
 def run_episode(bundle: PolicyBundle, algorithm: str, delay_steps: int, seed: int,
                 duration: float = 8.0, control_rate: float = 20.0,
                 execution_horizon: int = 12, frames: Optional[list] = None,
-                world_name: str = DEFAULT_WORLD) -> dict:
+                world_name: str = DEFAULT_WORLD, switches: Optional[list] = None) -> dict:
     """One seeded episode; returns success, time to success, and smoothness metrics.
 
     The executor's action of each tick goes to the world as a forward command controller
@@ -63,6 +79,9 @@ def run_episode(bundle: PolicyBundle, algorithm: str, delay_steps: int, seed: in
 
     Args:
         frames: if a list is given, the head camera image of every tick is appended.
+        switches: if a list is given, every chunk switch appends (arm switch jump, arm servo
+            lag): the new action minus the old chunk's plan for that tick, and the servos'
+            set-point minus position when the tick began, both (3,) rad.
         world_name: the simulated world (`worlds.WORLDS`) the policy was trained for.
 
     Returns:
@@ -96,12 +115,16 @@ def run_episode(bundle: PolicyBundle, algorithm: str, delay_steps: int, seed: in
                     frames.append(image)
             next_camera += camera_period * math.ceil((now + 1e-9 - next_camera) /
                                                      camera_period + 1e-9)
+        lag = None if switches is None else world.command[:3] - world.q[:3]
         result = executor.on_tick(now)
         if result.action is not None:
             world.set_command(result.action)
             if result.new_chunk and len(planned):
                 # switch jump: new action vs what the old chunk planned for this tick
-                jumps.append(float(np.max(np.abs(result.action[:3] - planned[0, :3]))))
+                jump = result.action[:3] - planned[0, :3]
+                jumps.append(float(np.max(np.abs(jump))))
+                if switches is not None:
+                    switches.append((jump, lag))
         planned = executor.planned_actions()
         actions.append(result.action if result.action is not None else np.full(4, np.nan))
         new_chunk.append(bool(result.new_chunk and result.action is not None))

@@ -31,7 +31,7 @@ from std_msgs.msg import Float64MultiArray
 
 from env_actor.tools.bag_io import BagWriter
 from env_actor.tools.sim_world import JOINTS
-from env_actor.tools.worlds import DEFAULT_WORLD, expert_for, make_world, WORLDS
+from env_actor.tools.worlds import add_world_option, DEFAULT_WORLD, expert_for, make_world
 from env_actor.tools.cli import exit_codes, tool_parser
 
 ACTION_TOPIC = '/forward_position_controller/commands'
@@ -120,8 +120,7 @@ def main(args: Optional[Sequence[str]] = None) -> int:
                         help='rosbag2 storage format')
     parser.add_argument('--noise', type=float, default=0.08,
                         help='max per-episode std of the arm command perturbation, rad')
-    parser.add_argument('--world', choices=WORLDS, default=DEFAULT_WORLD,
-                        help='simulated world: physics (MuJoCo, moving targets) or kinematic')
+    add_world_option(parser)
     opts = parser.parse_args(args)
     opts.out.mkdir(parents=True, exist_ok=True)
     outcomes = []

@@ -41,7 +41,7 @@ from env_actor.tools.cli import tool_parser
 from env_actor.tools.jtc_model import JointTrajectoryControllerModel
 from env_actor.tools.sim_record import joint_state
 from env_actor.tools.sim_world import JOINTS
-from env_actor.tools.worlds import DEFAULT_WORLD, make_world, WORLDS
+from env_actor.tools.worlds import add_world_option, DEFAULT_WORLD, make_world
 
 CAMERAS = ('head', 'left', 'right')
 
@@ -181,8 +181,7 @@ def main(args: Optional[Sequence[str]] = None) -> int:
                         help='start a new trajectory from the last command, like the '
                              "controller parameter of that name (default: from the "
                              'measured state, the controller default)')
-    parser.add_argument('--world', choices=WORLDS, default=DEFAULT_WORLD,
-                        help='simulated world: physics (MuJoCo, moving targets) or kinematic')
+    add_world_option(parser)
     opts, ros_args = parser.parse_known_args(args)
     # SIGINT/SIGTERM stop the loop here instead of shutting the context down under a
     # running timer callback (which would end in "publisher's context is invalid")

@@ -48,3 +48,14 @@ def expert_for(name: str) -> Callable[..., np.ndarray]:
     if name not in WORLDS:
         raise ValueError(f'unknown simulated world {name!r}; available: {", ".join(WORLDS)}')
     return physics_world.expert_action if name == 'physics' else sim_world.expert_action
+
+
+def add_world_option(parser) -> None:
+    """The `--world` option every simulated-robot tool takes (default DEFAULT_WORLD).
+
+    Args:
+        parser: an argparse.ArgumentParser.
+    """
+    parser.add_argument('--world', choices=WORLDS, default=DEFAULT_WORLD,
+                        help='simulated world: physics (MuJoCo arm, two moving targets) or '
+                             'kinematic (slew-limited arm, one target that jumps)')
