@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import yaml
 from rclpy.qos import qos_profile_sensor_data
 
@@ -16,6 +17,7 @@ from sensor_msgs.msg import CompressedImage
 from std_srvs.srv import Trigger
 
 from env_actor.ros.policy_node import PolicyNode
+from env_actor.runtime.frame_ring import RingFrame
 from ros_harness import Harness, is_hold
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +104,10 @@ def test_node_over_dds_lifecycle_chunks_reset_and_stale_camera():
         rate = (len(window) - 1) / (window[-1][0] - window[0][0])
         assert 14.0 <= rate <= 26.0, rate        # 20 Hz; loose: the machine may be busy
         assert check_chunks_follow_commands(harness.snapshot()) >= 3
+        # inference runs in a process: frames live in shared memory, written once
+        cache = node.executor_core.cache
+        assert all(isinstance(cache.get(cam), RingFrame) for cam in ('head', 'left', 'right'))
+        rings = [cache.get(cam).ring.name for cam in ('head', 'left', 'right')]
 
         response = harness.call(harness.reset, Trigger.Request())
         assert response.success
@@ -127,6 +133,7 @@ def test_node_over_dds_lifecycle_chunks_reset_and_stale_camera():
         for key in ('inference_latency_p50_ms', 'inference_latency_p95_ms', 'est_delay_steps',
                     'starved_ticks', 'safety_slew_limited', 'age_head_s', 'rate_proprio_hz'):
             assert key in values, key
+        assert values['frame_ring_full'] == '0'     # every frame found a free slot
         # rates of best-effort topics are reported, not promised
         assert float(values['rate_proprio_hz']) > 0.0 and float(values['rate_head_hz']) > 0.0
 
@@ -136,6 +143,10 @@ def test_node_over_dds_lifecycle_chunks_reset_and_stale_camera():
         assert not commands_between(harness.snapshot(), stopped + 0.1, 1e18)
         assert harness.transition(Transition.TRANSITION_CLEANUP)
         assert harness.state() == 'unconfigured'
+        from multiprocessing import shared_memory
+        for name in rings:                       # cleanup unlinked the frame rings
+            with pytest.raises(FileNotFoundError):
+                shared_memory.SharedMemory(name=name)
     finally:
         sensors.terminate()
         sensors.wait(timeout=10)

@@ -22,7 +22,9 @@ Threading contract (one SingleThreadedExecutor thread + two worker threads):
       control timer calls `ChunkExecutor.on_tick` and publishes; diagnostics, `~/reset`
       and lifecycle transitions run here too. Nothing here waits for inference.
     * conversion thread (ConversionWorker): decodes/resizes the newest frame per camera
-      and puts it in the ObservationCache (own lock); errors go to `_input_errors`.
+      and puts it in the ObservationCache (own lock); errors go to `_input_errors`. With
+      inference in a process the frame is written straight into the camera's
+      shared-memory FrameRing, and requests carry slot numbers, not pixels.
     * inference: by default a child process (ProcessInferenceWorker, `inference_mode:
       process`) that builds and runs the policy, so it never holds this process's GIL,
       watched by a SupervisedWorker (its restarts run on a short-lived thread);
@@ -65,6 +67,7 @@ from env_actor.ros.params import (declare_parameters, NodeConfig, PARAMETER_BY_N
                                   parameter_help, parameter_value, read_node_config,
                                   safety_limit)
 from env_actor.runtime.factory import build_executor, make_executor
+from env_actor.runtime.frame_ring import FrameRing, ring_slots
 from env_actor.runtime.inference_process import ProcessInferenceWorker
 from env_actor.runtime.observation import PROPRIO
 from env_actor.runtime.safety import SafetyFilter
@@ -122,6 +125,7 @@ class PolicyNode(LifecycleNode):
         self._tick_wall: deque = deque(maxlen=400)
         self._was_commanding = False
         self._converter: Optional[ConversionWorker] = None
+        self._rings: dict[str, FrameRing] = {}     # camera -> shared-memory frames
         self._entities: list = []
         self._outputs: Optional[CommandPublisher] = None
         self._reference_error = ''        # why the node cannot activate, '' if it can
@@ -239,6 +243,10 @@ class PolicyNode(LifecycleNode):
                                f'{time.perf_counter() - started:.2f} s '
                                f'(inference in a {cfg.inference_mode})')
         self.config, self.spec, self.joints = cfg, spec, joints
+        if cfg.inference_mode == 'process':
+            slots = ring_slots(spec.num_img_obs, cfg.image_stride)
+            shape = (3, spec.image_height, spec.image_width)
+            self._rings = {cam.name: FrameRing(shape, slots) for cam in cfg.cameras}
         self._create_entities()
 
     def _create_entities(self) -> None:
@@ -346,6 +354,9 @@ class PolicyNode(LifecycleNode):
         if self.executor_core is not None:
             self.executor_core.worker.close()
         self.executor_core = None
+        for ring in self._rings.values():
+            ring.close()
+        self._rings = {}
 
     # -- sensor callbacks: conversion only -----------------------------------------------
     def _now(self) -> float:
@@ -376,9 +387,20 @@ class PolicyNode(LifecycleNode):
         def callback(msg) -> None:
             converter = self._converter
             if converter is not None:
-                converter.submit(camera, lambda: convert(msg, self.spec.image_height,
-                                                         self.spec.image_width), self._now())
+                converter.submit(camera, lambda: self._convert_frame(camera, convert, msg),
+                                 self._now())
         return callback
+
+    def _convert_frame(self, camera: str, convert, msg):
+        """Conversion thread: the frame, written into the camera's ring when it has one
+        with a free slot (a plain array otherwise)."""
+        height, width = self.spec.image_height, self.spec.image_width
+        ring = self._rings.get(camera)
+        if ring is not None:
+            frame = ring.write(lambda out: np.copyto(out, convert(msg, height, width)))
+            if frame is not None:
+                return frame
+        return convert(msg, height, width)
 
     def _on_prompt(self, msg: String) -> None:
         if self.executor_core is not None:
@@ -508,6 +530,8 @@ class PolicyNode(LifecycleNode):
             'stale_ticks': stats.stale_ticks, 'waiting_ticks': stats.waiting_ticks,
             'fault_ticks': stats.fault_ticks,
             'tick_interval_max_ms': f'{self._max_tick_interval_ms():.1f}'})
+        if self._rings:      # frames that missed shared memory (copied at submit instead)
+            values['frame_ring_full'] = sum(ring.full for ring in self._rings.values())
         values.update({f'safety_{k}': v for k, v in core.safety.counts.as_dict().items()})
         counts = core.cache.counts()
         elapsed = None if self._last_diag_time is None else now - self._last_diag_time

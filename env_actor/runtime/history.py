@@ -9,11 +9,15 @@ Image frames are kept by reference (a converted frame is never mutated), so a sn
 stacks only the frames the policy gets: with `num_img_obs == 1` it is a zero-copy view.
 With `stride = k` the policy gets frames from ticks t, t-k, ..., t-(n-1)k.
 A `LazyFrame` may be pushed instead of an array (offline evaluation): it is decoded, once,
-only when a snapshot contains it.
+only when a snapshot contains it. A `RingFrame` (a frame in shared memory, for an
+inference process) may be pushed too: a snapshot of ring frames is a `FrameStack` of
+handles, not a copy.
 """
 from typing import Callable, Optional, Union
 
 import numpy as np
+
+from env_actor.runtime.frame_ring import FrameStack, RingFrame
 
 
 def _positive(name: str, value: int) -> int:
@@ -95,6 +99,9 @@ class LazyFrame:
         return self._frame
 
 
+Frame = Union[np.ndarray, LazyFrame, RingFrame]
+
+
 class ImageHistory:
     """The frames a policy needs for one camera: `num_img_obs` frames `stride` ticks apart."""
 
@@ -124,14 +131,16 @@ class ImageHistory:
             raise ValueError(f'image frame must be {self.shape}, got {frame.shape}')
         return frame
 
-    def _array(self, frame: Union[np.ndarray, LazyFrame]) -> np.ndarray:
-        return self._checked(frame.resolve()) if isinstance(frame, LazyFrame) else frame
+    def _array(self, frame: Frame) -> np.ndarray:
+        if isinstance(frame, LazyFrame):
+            return self._checked(frame.resolve())
+        return frame.array if isinstance(frame, RingFrame) else frame
 
-    def push(self, frame: Union[np.ndarray, LazyFrame]) -> None:
+    def push(self, frame: Frame) -> None:
         """Add the frame of this tick (3, H, W) uint8, kept by reference (a LazyFrame is
         checked when a snapshot decodes it)."""
         if not isinstance(frame, LazyFrame):
-            self._checked(frame)
+            self._checked(frame.array if isinstance(frame, RingFrame) else frame)
         if self._count == 0:
             self._frames = [frame] * self._capacity
             self._newest = self._capacity - 1
@@ -140,12 +149,15 @@ class ImageHistory:
             self._frames[self._newest] = frame
         self._count += 1
 
-    def snapshot(self) -> np.ndarray:
-        """(num_img_obs, 3, H, W) uint8, oldest-first, safe to hand to another thread."""
+    def snapshot(self) -> Union[np.ndarray, FrameStack]:
+        """(num_img_obs, 3, H, W) uint8, oldest-first, safe to hand to another thread: a
+        FrameStack when every frame is in one shared-memory ring."""
         if self._count == 0:
             raise ValueError('image history is empty')
-        if self.num_img_obs == 1:
-            return self._array(self._frames[self._newest])[np.newaxis]
         picks = [self._frames[(self._newest - (self.num_img_obs - 1 - j) * self.stride)
                               % self._capacity] for j in range(self.num_img_obs)]
+        if all(isinstance(f, RingFrame) and f.ring is picks[0].ring for f in picks):
+            return FrameStack(picks)
+        if self.num_img_obs == 1:
+            return self._array(picks[0])[np.newaxis]
         return np.stack([self._array(frame) for frame in picks])

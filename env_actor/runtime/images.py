@@ -174,4 +174,5 @@ def compressed_to_chw(msg, height: int, width: int,
     if bgr is None:
         raise ValueError(f'compressed image ({msg.format!r}, {buffer.size} bytes) could not '
                          f'be decoded')
-    return np.ascontiguousarray(_resize_hwc(bgr, height, width)[..., ::-1].transpose(2, 0, 1))
+    # a (3, H, W) view of the RGB image, like image_to_chw: whoever stores it copies once
+    return cv2.cvtColor(_resize_hwc(bgr, height, width), cv2.COLOR_BGR2RGB).transpose(2, 0, 1)

@@ -7,6 +7,10 @@ block. Nothing of image size is pickled or written through the pipe on the contr
 the cost there is one memcpy per array. The block grows (a new one) when a request does
 not fit; the parent owns and unlinks it, the child only attaches.
 
+Camera frames that already live in a shared-memory `FrameRing` (a `FrameStack` in the
+request) are not copied at all: the layout names the ring's block and the slots, and the
+child reads the frames from there.
+
 Safe to reuse for the next request because the worker serves one request at a time: the
 parent writes again only after the child has answered the previous one.
 """
@@ -15,6 +19,8 @@ from multiprocessing import shared_memory
 from typing import Optional
 
 import numpy as np
+
+from env_actor.runtime.frame_ring import FrameStack, read_frames
 
 MIN_SHARED_BYTES = 16384
 
@@ -42,12 +48,17 @@ class SharedArrays:
 
         Returns:
             (the request with only small values left in input_data, block name or None,
-            layout: key -> (offset, shape, dtype string)).
+            layout: key -> ('array', offset, shape, dtype string) for arrays in the block,
+            ('frames', ring block name, slots, frame shape) for a FrameStack).
         """
+        layout = {k: ('frames', v.ring_name, v.slots, v.frames[0].array.shape)
+                  for k, v in request.input_data.items() if isinstance(v, FrameStack)}
         large = {k: np.ascontiguousarray(v) for k, v in request.input_data.items()
                  if isinstance(v, np.ndarray) and v.nbytes >= self.min_bytes}
+        small = {k: v for k, v in request.input_data.items()
+                 if k not in large and k not in layout}
         if not large:
-            return request, None, {}
+            return replace(request, input_data=small), None, layout
         offsets, total = {}, 0
         for key, array in large.items():
             offsets[key] = total
@@ -55,13 +66,11 @@ class SharedArrays:
         if self._block is None or self._block.size < total:
             self.close()
             self._block = shared_memory.SharedMemory(create=True, size=max(total, 1) * 2)
-        layout = {}
         for key, array in large.items():
             start = offsets[key]
             target = np.ndarray(array.shape, array.dtype, self._block.buf, start)
             target[...] = array
-            layout[key] = (start, array.shape, array.dtype.str)
-        small = {k: v for k, v in request.input_data.items() if k not in large}
+            layout[key] = ('array', start, array.shape, array.dtype.str)
         return replace(request, input_data=small), self._block.name, layout
 
     def close(self) -> None:
@@ -79,25 +88,37 @@ class SharedArraysReader:
     """The child side: attaches to the parent's blocks by name and rebuilds requests."""
 
     def __init__(self) -> None:
-        self._block: Optional[shared_memory.SharedMemory] = None
+        self._blocks: dict[str, shared_memory.SharedMemory] = {}
 
-    def unpack(self, request, name: Optional[str], layout: dict):
-        """The request with its large arrays copied back out of shared memory."""
-        if name is None:
-            return request
-        if self._block is None or self._block.name != name:
-            self.close()
+    def _attach(self, name: str) -> shared_memory.SharedMemory:
+        block = self._blocks.get(name)
+        if block is None:
             # attaching registers the name with the resource tracker that a spawned child
             # shares with its parent, where the parent's registration already is: the
             # parent's unlink removes it (unregistering here would remove it twice)
-            self._block = shared_memory.SharedMemory(name=name)
+            block = self._blocks[name] = shared_memory.SharedMemory(name=name)
+        return block
+
+    def unpack(self, request, name: Optional[str], layout: dict):
+        """The request with its large arrays and frames copied out of shared memory.
+
+        Blocks no longer named (the parent grew its request block) are closed here.
+        """
+        used = {name} | {entry[1] for entry in layout.values() if entry[0] == 'frames'}
+        for old in [n for n in self._blocks if n not in used]:
+            self._blocks.pop(old).close()
         data = dict(request.input_data)
-        for key, (start, shape, dtype) in layout.items():
-            data[key] = np.ndarray(tuple(shape), np.dtype(dtype), self._block.buf,
-                                   start).copy()
+        for key, entry in layout.items():
+            if entry[0] == 'frames':
+                _, ring, slots, shape = entry
+                data[key] = read_frames(self._attach(ring), slots, shape)
+            else:
+                _, start, shape, dtype = entry
+                data[key] = np.ndarray(tuple(shape), np.dtype(dtype), self._attach(name).buf,
+                                       start).copy()
         return replace(request, input_data=data)
 
     def close(self) -> None:
-        if self._block is not None:
-            self._block.close()
-            self._block = None
+        for block in self._blocks.values():
+            block.close()
+        self._blocks = {}
