@@ -85,6 +85,7 @@ def run_role(role: str, duration: float, out: Path, s: int, extra: list = (),
     from env_actor.ros.policy_node import make_ros_executor
     rclpy.init()
     ticks: list = []
+    inferring: list = []     # per tick: an inference was running when it fired
     phases = {name: [] for name in PHASES + ('tick',)}
     executor = make_ros_executor(executor_kind)
     if role == 'bare':
@@ -103,6 +104,7 @@ def run_role(role: str, duration: float, out: Path, s: int, extra: list = (),
 
         def timed_tick() -> None:
             ticks.append(time.monotonic())
+            inferring.append(bool(node.executor_core.worker.busy))
             for name in phases:
                 phases[name].append(0.0)
             timed(phases, 'tick', original)()
@@ -134,6 +136,12 @@ def run_role(role: str, duration: float, out: Path, s: int, extra: list = (),
         result.update(tick_stats(ticks, 1.0 / RATE))
     if role == 'node':
         core = node.executor_core
+        deviation = np.abs(np.diff(ticks) - 1.0 / RATE) * 1e3
+        busy = np.asarray(inferring[1:])
+        result['dev_p99_ms_by_inference'] = {
+            name: float(np.percentile(deviation[mask], 99)) if mask.any() else None
+            for name, mask in (('running', busy), ('idle', ~busy))}
+        result['ticks_inference_running'] = int(busy.sum())
         lat = np.asarray(core.stats.latencies_s)
         result.update({'inferences': core.stats.inferences,
                        'inference_p50_ms': float(np.percentile(lat, 50) * 1e3),
@@ -176,10 +184,12 @@ def plain_subscriber(rclpy):
 
 
 def run_child(role: str, duration: float, s: int, extra: list = (),
-              executor: str = 'single') -> dict:
+              executor: str = 'single', cameras: str = 'events') -> dict:
+    extra = [*extra, f'camera_executor:={cameras}']
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / 'result.json'
-        print(f'running {role} ({executor} executor) for {duration:.0f} s ...', flush=True)
+        print(f'running {role} ({executor} executor, cameras {cameras}) for {duration:.0f} s '
+              '...', flush=True)
         subprocess.run([sys.executable, __file__, '--role', role, '--duration', str(duration),
                         '--role-out', str(out), '--s', str(s), '--executor', executor,
                         *[a for p in extra for a in ('--node-param', p)]], check=True,
@@ -198,45 +208,49 @@ def orchestrate(opts: argparse.Namespace) -> int:
     isolate_ros_env()
     import yaml
     joints = yaml.safe_load(PARAMS.read_text())['/**']['ros__parameters']['state_joint_names']
-    total = (opts.alternations * len(opts.executor)
+    variants = [(e, c) for e in opts.executor for c in opts.camera_executor]
+    total = (opts.alternations * len(variants)
              * (2 * opts.duration + 2 * opts.pipeline_duration + 40) + 60)
     sensors = subprocess.Popen(
         [sys.executable, '-m', 'env_actor.tools.sensor_publisher', '--transport', 'compressed',
          '--size', '640x480', '--duration', str(total), '--joints', *joints],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    runs = {kind: {'bare': [], 'node': [], 'pipeline': [], 'plain': []}
-            for kind in opts.executor}
+    labels = {v: f'executor {v[0]}, cameras {v[1]}' for v in variants}
+    runs = {labels[v]: {'bare': [], 'node': [], 'pipeline': [], 'plain': []}
+            for v in variants}
     try:
         for _ in range(opts.alternations):
-            for kind in opts.executor:
+            for variant in variants:
                 for role, duration in (('bare', opts.duration), ('node', opts.duration),
                                        ('pipeline', opts.pipeline_duration),
                                        ('plain', opts.pipeline_duration)):
-                    runs[kind][role].append(run_child(role, duration, opts.s,
-                                                      opts.node_param, kind))
+                    runs[labels[variant]][role].append(
+                        run_child(role, duration, opts.s, opts.node_param, *variant))
     finally:
         sensors.terminate()
         sensors.wait(timeout=10)
-    results = {kind: summarize(runs[kind], opts, kind) for kind in opts.executor}
-    if len(opts.executor) > 1:
-        print('\nexecutors side by side (median over the interleaved runs): ' + '; '.join(
-            f"{kind}: node p99 {np.median([r['dev_p99_ms'] for r in runs[kind]['node']]):.2f}"
-            f" ms, node CPU {np.median([r['cpu_percent'] for r in runs[kind]['node']]):.1f}"
-            f" %, pipeline CPU "
-            f"{np.median([r['cpu_percent'] for r in runs[kind]['pipeline']]):.1f} %"
-            for kind in opts.executor))
+    results = {label: summarize(runs[label], opts, label) for label in runs}
+    if len(variants) > 1:
+        print('\nside by side (median over the interleaved runs):\n' + '\n'.join(
+            f"{label}: node p99 "
+            f"{np.median([r['dev_p99_ms'] for r in runs[label]['node']]):.2f} ms, p99 ratio "
+            f"{results[label]['p99_ratio_node_over_bare']['median']:.2f}, node CPU "
+            f"{np.median([r['cpu_percent'] for r in runs[label]['node']]):.1f} %, pipeline "
+            f"{results[label]['pipeline_cpu_over_plain']['median']:.2f}x plain"
+            for label in runs))
     data = {'machine': machine(), 'rate_hz': RATE, 's': opts.s, 'duration_s': opts.duration,
-            'alternations': opts.alternations, 'executors': opts.executor}
-    data.update(results[opts.executor[0]])
-    if len(opts.executor) > 1:
-        data['by_executor'] = results
+            'alternations': opts.alternations, 'executors': opts.executor,
+            'camera_executors': opts.camera_executor}
+    data.update(results[labels[variants[0]]])
+    if len(variants) > 1:
+        data['by_variant'] = results
     path = write_results('control_loop', data, out=opts.out)
     print(f'wrote {path}')
     return 0
 
 
 def summarize(runs: dict, opts: argparse.Namespace, kind: str) -> dict:
-    """Print the tables of one executor's runs; return their numbers for the JSON."""
+    """Print the tables of one variant's runs; return their numbers for the JSON."""
     period_ms = 1e3 / RATE
     ratios = [n['dev_p99_ms'] / max(b['dev_p99_ms'], 1e-9)
               for b, n in zip(runs['bare'], runs['node'])]
@@ -250,8 +264,7 @@ def summarize(runs: dict, opts: argparse.Namespace, kind: str) -> dict:
                          r['missed_ticks'], r.get('starved_ticks', '-'), r['cpu_percent'],
                          r.get('inference_cpu_percent', '-')])
     print(f'\ncontrol loop at {RATE:g} Hz, RTC s = {opts.s}, {opts.alternations} x '
-          f'{opts.duration:.0f} s per role, interleaved, {kind} executor; tick interval '
-          'deviation')
+          f'{opts.duration:.0f} s per role, interleaved, {kind}; tick interval deviation')
     print(table(['run', 'ticks', 'dev p50 ms', 'dev p99 ms', 'p99 / period', 'dev max ms',
                  'missed', 'starved', 'CPU %', 'inference CPU %'], rows))
     print(f'node/bare p99 ratio per pair: {[round(r, 2) for r in ratios]} (median '
@@ -295,6 +308,10 @@ def main(args=None) -> int:
                         help="rclpy executor(s) of every role (the node's `executor` "
                              'parameter): single = SingleThreadedExecutor, events = '
                              'EventsExecutor; several are interleaved in each alternation')
+    parser.add_argument('--camera-executor', choices=('events', 'single', 'shared'),
+                        nargs='+', default=['events'],
+                        help="the node's `camera_executor` parameter(s), interleaved like "
+                             '--executor')
     opts = parser.parse_args(args)
     os.environ['BENCH_TORCH_THREADS'] = str(opts.torch_threads)
     if opts.role:

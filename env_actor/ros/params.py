@@ -125,6 +125,11 @@ PARAMETERS: tuple = (
     Param('executor', 'string', 'single', 'rclpy executor that runs the callbacks, read '
           'once at start-up: single = SingleThreadedExecutor, events = EventsExecutor '
           '(rclpy.experimental: timers and events queued in C++).', choices=('single', 'events')),
+    Param('camera_executor', 'string', 'events', 'Where camera messages are taken and '
+          'converted: events / single = on a camera node with its own thread and that '
+          'rclpy executor (EventsExecutor / SingleThreadedExecutor); shared = on the '
+          "node's executor, converted on a worker thread.",
+          choices=('events', 'single', 'shared')),
     Param('gil_switch_interval_ms', 'double', 0.5, 'Python thread switch interval, ms '
           '(0 = leave the default 5 ms).', low=0.0, high=100.0),
     Param('inference_timeout', 'double', 0.0, 'A request without an answer for this long '

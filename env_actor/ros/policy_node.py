@@ -60,6 +60,7 @@ from std_srvs.srv import Trigger
 from env_actor.policy.utils.device import resolve_device
 from env_actor.policy.utils.loader import build_ready_bundle, load_policy_config
 from env_actor.policy.utils.spec import PolicySpec
+from env_actor.ros.camera_input import CameraInput
 from env_actor.ros.conversion_worker import ConversionWorker
 from env_actor.ros.command_publisher import CommandPublisher
 from env_actor.ros.conversions import diagnostic_status, JointStateConverter
@@ -125,6 +126,8 @@ class PolicyNode(LifecycleNode):
         self._tick_wall: deque = deque(maxlen=400)
         self._was_commanding = False
         self._converter: Optional[ConversionWorker] = None
+        self._cameras: Optional[CameraInput] = None
+        self._camera_convert: dict = {}            # camera -> message converter
         self._rings: dict[str, FrameRing] = {}     # camera -> shared-memory frames
         self._entities: list = []
         self._outputs: Optional[CommandPublisher] = None
@@ -252,13 +255,22 @@ class PolicyNode(LifecycleNode):
     def _create_entities(self) -> None:
         cfg = self.config
         sub = self.create_subscription
-        self._converter = ConversionWorker(self._store, self._store_error)
         self._entities.append(sub(JointState, cfg.joint_states_topic, self._on_joint_state,
                                   qos_profile_sensor_data))
-        for cam in cfg.cameras:
-            msg_type = Image if cam.transport == 'raw' else CompressedImage
-            callback = self._image_callback(cam.name, cam.convert)
-            self._entities.append(sub(msg_type, cam.topic, callback, qos_profile_sensor_data))
+        self._camera_convert = {cam.name: cam.convert for cam in cfg.cameras}
+        if cfg.camera_executor == 'shared':
+            self._converter = ConversionWorker(self._store, self._store_error)
+            for cam in cfg.cameras:
+                msg_type = Image if cam.transport == 'raw' else CompressedImage
+                self._entities.append(sub(msg_type, cam.topic, self._image_callback(cam.name),
+                                          qos_profile_sensor_data))
+        else:
+            cameras = [(cam.name, Image if cam.transport == 'raw' else CompressedImage,
+                        self.resolve_topic_name(cam.topic)) for cam in cfg.cameras]
+            self._cameras = CameraInput(
+                self.context, f'{self.get_name()}_cameras', self.get_namespace(), cameras,
+                self._on_camera_message, self._store_error,
+                lambda: make_ros_executor(cfg.camera_executor, self.context))
         if cfg.prompt_topic:
             self._entities.append(sub(String, cfg.prompt_topic, self._on_prompt, 10))
         # lifecycle publishers: an inactive node cannot command (the hold on deactivate is
@@ -348,6 +360,9 @@ class PolicyNode(LifecycleNode):
                 self.destroy_subscription(entity)
         self._entities = []
         self._outputs = None
+        if self._cameras is not None:
+            self._cameras.close()
+            self._cameras = None
         if self._converter is not None:
             self._converter.close()
             self._converter = None
@@ -383,18 +398,28 @@ class PolicyNode(LifecycleNode):
         except ValueError as exc:
             self._store_error(PROPRIO, str(exc))
 
-    def _image_callback(self, camera: str, convert):
+    def _image_callback(self, camera: str):
         def callback(msg) -> None:
             converter = self._converter
             if converter is not None:
-                converter.submit(camera, lambda: self._convert_frame(camera, convert, msg),
-                                 self._now())
+                converter.submit(camera, lambda: self._convert_frame(camera, msg), self._now())
         return callback
 
-    def _convert_frame(self, camera: str, convert, msg):
+    def _on_camera_message(self, camera: str, msg) -> None:
+        """Camera thread: convert and store (a ValueError is the camera's input error)."""
+        stamp = self._now()
+        try:
+            frame = self._convert_frame(camera, msg)
+        except ValueError as exc:
+            self._store_error(camera, str(exc))
+            return
+        self._store(camera, frame, stamp)
+
+    def _convert_frame(self, camera: str, msg):
         """Conversion thread: the frame, written into the camera's ring when it has one
         with a free slot (a plain array otherwise)."""
         height, width = self.spec.image_height, self.spec.image_width
+        convert = self._camera_convert[camera]
         ring = self._rings.get(camera)
         if ring is not None:
             frame = ring.write(lambda out: np.copyto(out, convert(msg, height, width)))
@@ -565,23 +590,24 @@ class PolicyNode(LifecycleNode):
         return max(np.diff(ticks)) * 1e3 if len(ticks) > 1 else math.nan
 
 
-def make_ros_executor(kind: str):
-    """The rclpy executor named by the node's `executor` parameter.
+def make_ros_executor(kind: str, context=None):
+    """The rclpy executor named by the node's `executor` / `camera_executor` parameter.
 
     Args:
         kind: 'single' (SingleThreadedExecutor) or 'events' (rclpy's EventsExecutor).
+        context: the rclpy context (None: the default one).
 
     Returns:
-        An executor for the default context.
+        An executor for that context.
 
     Raises:
         ValueError: another kind.
     """
     if kind == 'single':
-        return SingleThreadedExecutor()
+        return SingleThreadedExecutor(context=context)
     if kind == 'events':
         from rclpy.experimental import EventsExecutor
-        return EventsExecutor()
+        return EventsExecutor(context=context)
     raise ValueError(f"parameter executor must be 'single' or 'events', got {kind!r}")
 
 
