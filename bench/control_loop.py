@@ -2,7 +2,8 @@
 
 Each run is its own process, one after the other on the same machine, while a sensor
 publisher streams 3 cameras (640x480 JPEG, 30 Hz) and joint states (100 Hz):
-  `bare`     a plain rclpy timer at the control rate, nothing else;
+  `bare`     a plain rclpy timer at the control rate, nothing else, its thread at the
+             same scheduling as the node's control thread (--priority);
   `node`     the node commanding with RTC and the flow_matching policy at the igris_b
              shapes (inference in its own process; s = --s, igris_b's 35 by default);
   `pipeline` the node configured but inactive: the CPU of its observation pipeline;
@@ -14,6 +15,8 @@ moment hits one run, not a whole column: the node/bare p99 ratio is reported per
 and as a fraction of the period), missed and starved ticks, the CPU of the node and of
 its inference process, and a per-tick phase breakdown of the node's control tick
 (sample the history, collect a chunk, submit an inference, select the action, publish).
+--executor, --camera-executor and --priority take several values: every combination is
+a variant, and the variants are interleaved inside each alternation.
 Prints tables, writes bench/results/control_loop.json.
 
 Usage: python bench/control_loop.py [--alternations 3] [--duration 30]
@@ -88,7 +91,10 @@ def run_role(role: str, duration: float, out: Path, s: int, extra: list = (),
     inferring: list = []     # per tick: an inference was running when it fired
     phases = {name: [] for name in PHASES + ('tick',)}
     executor = make_ros_executor(executor_kind)
-    if role == 'bare':
+    if role == 'bare':        # at the node's control_thread_priority, for a like comparison
+        from env_actor.runtime.realtime import set_fifo_priority
+        priority = [p.split(':=')[1] for p in extra if p.startswith('control_thread_priority')]
+        scheduling = set_fifo_priority(int(priority[-1]) if priority else 0)
         node = rclpy.create_node('bare_timer')
         node.create_timer(1.0 / RATE, lambda: ticks.append(time.monotonic()))
     elif role == 'plain':
@@ -127,7 +133,9 @@ def run_role(role: str, duration: float, out: Path, s: int, extra: list = (),
     while time.monotonic() - start < duration:
         executor.spin_once(timeout_sec=0.1)
     elapsed = time.monotonic() - start
-    result = {'executor': type(executor).__name__,
+    if role != 'bare':
+        scheduling = getattr(node, '_scheduling', '') or 'SCHED_OTHER'
+    result = {'executor': type(executor).__name__, 'scheduling': scheduling,
               'cpu_percent': 100.0 * (time.process_time() - cpu_start) / elapsed,
               'rss_end_mb': rss_mb(), 'duration_s': elapsed}
     if child_pid:
@@ -184,12 +192,12 @@ def plain_subscriber(rclpy):
 
 
 def run_child(role: str, duration: float, s: int, extra: list = (),
-              executor: str = 'single', cameras: str = 'events') -> dict:
-    extra = [*extra, f'camera_executor:={cameras}']
+              executor: str = 'single', cameras: str = 'events', priority: int = 40) -> dict:
+    extra = [*extra, f'camera_executor:={cameras}', f'control_thread_priority:={priority}']
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / 'result.json'
-        print(f'running {role} ({executor} executor, cameras {cameras}) for {duration:.0f} s '
-              '...', flush=True)
+        print(f'running {role} ({executor} executor, cameras {cameras}, priority {priority}) '
+              f'for {duration:.0f} s ...', flush=True)
         subprocess.run([sys.executable, __file__, '--role', role, '--duration', str(duration),
                         '--role-out', str(out), '--s', str(s), '--executor', executor,
                         *[a for p in extra for a in ('--node-param', p)]], check=True,
@@ -208,14 +216,15 @@ def orchestrate(opts: argparse.Namespace) -> int:
     isolate_ros_env()
     import yaml
     joints = yaml.safe_load(PARAMS.read_text())['/**']['ros__parameters']['state_joint_names']
-    variants = [(e, c) for e in opts.executor for c in opts.camera_executor]
+    variants = [(e, c, p) for e in opts.executor for c in opts.camera_executor
+                for p in opts.priority]
     total = (opts.alternations * len(variants)
              * (2 * opts.duration + 2 * opts.pipeline_duration + 40) + 60)
     sensors = subprocess.Popen(
         [sys.executable, '-m', 'env_actor.tools.sensor_publisher', '--transport', 'compressed',
          '--size', '640x480', '--duration', str(total), '--joints', *joints],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    labels = {v: f'executor {v[0]}, cameras {v[1]}' for v in variants}
+    labels = {v: f'executor {v[0]}, cameras {v[1]}, priority {v[2]}' for v in variants}
     runs = {labels[v]: {'bare': [], 'node': [], 'pipeline': [], 'plain': []}
             for v in variants}
     try:
@@ -240,7 +249,7 @@ def orchestrate(opts: argparse.Namespace) -> int:
             for label in runs))
     data = {'machine': machine(), 'rate_hz': RATE, 's': opts.s, 'duration_s': opts.duration,
             'alternations': opts.alternations, 'executors': opts.executor,
-            'camera_executors': opts.camera_executor}
+            'camera_executors': opts.camera_executor, 'priorities': opts.priority}
     data.update(results[labels[variants[0]]])
     if len(variants) > 1:
         data['by_variant'] = results
@@ -308,6 +317,9 @@ def main(args=None) -> int:
                         help="rclpy executor(s) of every role (the node's `executor` "
                              'parameter): single = SingleThreadedExecutor, events = '
                              'EventsExecutor; several are interleaved in each alternation')
+    parser.add_argument('--priority', type=int, nargs='+', default=[40],
+                        help="the node's `control_thread_priority` (SCHED_FIFO, 0 = normal), "
+                             'also given to the bare timer; several are interleaved')
     parser.add_argument('--camera-executor', choices=('events', 'single', 'shared'),
                         nargs='+', default=['events'],
                         help="the node's `camera_executor` parameter(s), interleaved like "

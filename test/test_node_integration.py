@@ -2,6 +2,7 @@
 100 Hz and three 640x480 cameras at 30 Hz; the node (example policy, RTC) must publish
 correct JointTrajectory chunks and per-tick commands, follow lifecycle transitions and
 ~/reset, stop when a camera stops and resume when it returns."""
+import os
 from pathlib import Path
 import subprocess
 import sys
@@ -134,6 +135,11 @@ def test_node_over_dds_lifecycle_chunks_reset_and_stale_camera():
                     'starved_ticks', 'safety_slew_limited', 'age_head_s', 'rate_proprio_hz'):
             assert key in values, key
         assert values['frame_ring_full'] == '0'     # every frame found a free slot
+        # the control thread may run at SCHED_FIFO; what it started never does
+        scheduling = values['control_thread_scheduling']
+        assert scheduling == 'SCHED_FIFO 40' or 'SCHED_FIFO 40 refused' in scheduling
+        for tid in (int(values['inference_pid']), node._cameras._thread.native_id):
+            assert os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK == os.SCHED_OTHER
         # rates of best-effort topics are reported, not promised
         assert float(values['rate_proprio_hz']) > 0.0 and float(values['rate_head_hz']) > 0.0
 

@@ -71,6 +71,7 @@ from env_actor.runtime.factory import build_executor, make_executor
 from env_actor.runtime.frame_ring import FrameRing, ring_slots
 from env_actor.runtime.inference_process import ProcessInferenceWorker
 from env_actor.runtime.observation import PROPRIO
+from env_actor.runtime.realtime import reset_scheduling, set_fifo_priority
 from env_actor.runtime.safety import SafetyFilter
 from env_actor.runtime.supervisor import auto_timeout, SupervisedWorker
 
@@ -128,6 +129,8 @@ class PolicyNode(LifecycleNode):
         self._converter: Optional[ConversionWorker] = None
         self._cameras: Optional[CameraInput] = None
         self._camera_convert: dict = {}            # camera -> message converter
+        self._scheduling = ''                      # how the control thread is scheduled
+        self._fifo_thread: Optional[int] = None    # native id of the thread set to FIFO
         self._rings: dict[str, FrameRing] = {}     # camera -> shared-memory frames
         self._entities: list = []
         self._outputs: Optional[CommandPublisher] = None
@@ -251,6 +254,14 @@ class PolicyNode(LifecycleNode):
             shape = (3, spec.image_height, spec.image_width)
             self._rings = {cam.name: FrameRing(shape, slots) for cam in cfg.cameras}
         self._create_entities()
+        # last: the camera thread and the inference process started above run normally
+        self._scheduling = set_fifo_priority(int(cfg.control_thread_priority))
+        if self._scheduling.startswith('SCHED_FIFO'):
+            self._fifo_thread = threading.get_native_id()
+            self.get_logger().info(f'control thread: {self._scheduling}')
+        elif cfg.control_thread_priority:
+            self.get_logger().warning(f'control thread: {self._scheduling}; tick jitter '
+                                      'grows when the cores are busy (docs/node.md)')
 
     def _create_entities(self) -> None:
         cfg = self.config
@@ -372,6 +383,9 @@ class PolicyNode(LifecycleNode):
         for ring in self._rings.values():
             ring.close()
         self._rings = {}
+        if self._fifo_thread == threading.get_native_id():
+            reset_scheduling()
+            self._fifo_thread = None
 
     # -- sensor callbacks: conversion only -----------------------------------------------
     def _now(self) -> float:
@@ -555,6 +569,7 @@ class PolicyNode(LifecycleNode):
             'stale_ticks': stats.stale_ticks, 'waiting_ticks': stats.waiting_ticks,
             'fault_ticks': stats.fault_ticks,
             'tick_interval_max_ms': f'{self._max_tick_interval_ms():.1f}'})
+        values['control_thread_scheduling'] = self._scheduling
         if self._rings:      # frames that missed shared memory (copied at submit instead)
             values['frame_ring_full'] = sum(ring.full for ring in self._rings.values())
         values.update({f'safety_{k}': v for k, v in core.safety.counts.as_dict().items()})
