@@ -124,17 +124,10 @@ def test_requests_carry_slots_and_the_reader_gets_the_same_frames(ring):
 
 def test_process_worker_reads_ring_frames_like_arrays(tmp_path):
     """The inference process gets the same chunk from slot numbers as from the pixels."""
-    from env_actor.policy.utils.loader import build_policy_bundle
-    from env_actor.runtime.inference import InferenceRequest, run_inference
+    from env_actor.runtime.inference import InferenceRequest
     from env_actor.runtime.inference_process import ProcessInferenceWorker
-    from env_actor.tools.smoke import synthetic_input
-    from test_inference_process import save_weights, tiny_act
-    path = tiny_act(tmp_path)
-    save_weights(path)
-    bundle = build_policy_bundle(path)
-    data = synthetic_input(bundle.policy.spec, np.random.default_rng(0))
-    expected = run_inference(bundle.policy, bundle.normalizer,
-                             InferenceRequest(0, data), (6, 2)).chunk
+    from test_inference_process import tiny_act_and_expected
+    path, data, expected = tiny_act_and_expected(tmp_path)
     ring = FrameRing(data['head'].shape[1:], 4)
     frames = [ring.write(lambda out, f=f: np.copyto(out, f)) for f in data['head']]
     worker = ProcessInferenceWorker(path, 'cpu', (6, 2), guided=False)

@@ -45,15 +45,21 @@ def save_weights(path: Path) -> None:
     path.write_text(text)
 
 
-@pytest.mark.parametrize('shared_min_bytes', [0, 1 << 30])    # shared memory / the pipe
-def test_process_worker_matches_in_process_inference(tmp_path, shared_min_bytes):
-    from multiprocessing import shared_memory
+def tiny_act_and_expected(tmp_path: Path) -> tuple[Path, dict, np.ndarray]:
+    """The tiny ACT bundle with saved weights, a synthetic input and its in-process chunk."""
     path = tiny_act(tmp_path)
     save_weights(path)
     bundle = build_policy_bundle(path)
     data = synthetic_input(bundle.policy.spec, np.random.default_rng(0))
     expected = run_inference(bundle.policy, bundle.normalizer,
                              InferenceRequest(0, data), (6, 2)).chunk
+    return path, data, expected
+
+
+@pytest.mark.parametrize('shared_min_bytes', [0, 1 << 30])    # shared memory / the pipe
+def test_process_worker_matches_in_process_inference(tmp_path, shared_min_bytes):
+    from multiprocessing import shared_memory
+    path, data, expected = tiny_act_and_expected(tmp_path)
     worker = ProcessInferenceWorker(path, 'cpu', (6, 2), guided=False,
                                     shared_min_bytes=shared_min_bytes)
     block = None

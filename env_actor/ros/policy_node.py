@@ -16,19 +16,24 @@ Safety contract (docs/node.md has the fault table):
     * every way out (SIGINT, SIGTERM, deactivate, shutdown, an exception in a callback)
       publishes a hold of the last safe action first; a signal exits with code 0.
 
-Threading contract (one SingleThreadedExecutor thread + two worker threads):
-    * executor thread: every callback. Joint-state callbacks convert inline (a few
-      microseconds); image callbacks only hand the message to the ConversionWorker; the
-      control timer calls `ChunkExecutor.on_tick` and publishes; diagnostics, `~/reset`
-      and lifecycle transitions run here too. Nothing here waits for inference.
-    * conversion thread (ConversionWorker): decodes/resizes the newest frame per camera
-      and puts it in the ObservationCache (own lock); errors go to `_input_errors`. With
-      inference in a process the frame is written straight into the camera's
-      shared-memory FrameRing, and requests carry slot numbers, not pixels.
+Threading contract (the control thread, the camera thread, one worker process):
+    * control thread (the executor that spins this node, SingleThreadedExecutor by
+      default): joint-state conversion (a few microseconds), the control timer
+      (`ChunkExecutor.on_tick` and publishing), diagnostics, `~/reset` and lifecycle
+      transitions. With `control_thread_priority` > 0 it runs at SCHED_FIFO from
+      configure on (runtime/realtime.py); what it starts afterwards runs normally.
+      Nothing here waits for inference or decodes an image.
+    * camera thread (CameraInput, `camera_executor: events | single`): a second node,
+      `<name>_cameras`, spun by its own executor; each image callback converts the
+      newest frame and stores it in the ObservationCache (own lock), written straight
+      into the camera's shared-memory FrameRing when inference runs in a process;
+      conversion errors go to `_input_errors` (own lock). `camera_executor: shared`
+      instead subscribes on this node and converts on a ConversionWorker thread.
     * inference: by default a child process (ProcessInferenceWorker, `inference_mode:
-      process`) that builds and runs the policy, so it never holds this process's GIL,
-      watched by a SupervisedWorker (its restarts run on a short-lived thread);
-      `inference_mode: thread` runs it on a ThreadedInferenceWorker thread instead.
+      process`) that builds and runs the policy, so it never holds this process's GIL;
+      frames reach it as ring slot numbers; watched by a SupervisedWorker (its restarts
+      run on a short-lived thread); `inference_mode: thread` runs it on a
+      ThreadedInferenceWorker thread instead.
     `on_tick` and `reset_episode` serialise on the executor's lock.
 rclpy's MultiThreadedExecutor is not used: on 2 cores it burned a whole core and dropped
 most messages (docs/node.md).
@@ -430,7 +435,7 @@ class PolicyNode(LifecycleNode):
         self._store(camera, frame, stamp)
 
     def _convert_frame(self, camera: str, msg):
-        """Conversion thread: the frame, written into the camera's ring when it has one
+        """Camera (or conversion) thread: the frame, written into the camera's ring when it has one
         with a free slot (a plain array otherwise)."""
         height, width = self.spec.image_height, self.spec.image_width
         convert = self._camera_convert[camera]
