@@ -1,5 +1,6 @@
 """The node's outputs over real DDS: stamps, the output switches, shutdown, the shipped
 robot params file."""
+import os
 from pathlib import Path
 import re
 import time
@@ -105,8 +106,16 @@ def test_shipped_robot_params_file_configures_a_node():
             'waist_head': ('joint_trajectory', '/waist_head_controller/joint_trajectory', 4)}
         assert sorted(j for g in node.config.outputs for j in g.joints) == \
             sorted(node.config.action_joint_names)
+        # igris_b asks for SCHED_FIFO 40 on the thread that configured (here: this one)
+        scheduling = {kv.key: kv.value for kv in node.diagnostics().values}[
+            'control_thread_scheduling']
+        assert scheduling == 'SCHED_FIFO 40' or 'SCHED_FIFO 40 refused' in scheduling
+        fifo = os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK == os.SCHED_FIFO
+        assert fifo == (scheduling == 'SCHED_FIFO 40')
     finally:
+        node.trigger_cleanup()                  # on the thread it configured on: normal
         harness.close()
+    assert os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK == os.SCHED_OTHER
 
 
 class BrokenActivate(PolicyNode):

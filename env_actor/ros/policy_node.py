@@ -360,6 +360,7 @@ class PolicyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self) -> None:
+        self._leave_fifo()
         logging.getLogger('env_actor').removeHandler(self._log_handler)
         super().destroy_node()
 
@@ -388,6 +389,11 @@ class PolicyNode(LifecycleNode):
         for ring in self._rings.values():
             ring.close()
         self._rings = {}
+        self._leave_fifo()
+
+    def _leave_fifo(self) -> None:
+        """Normal scheduling again for the thread configure set to SCHED_FIFO, when that
+        thread is the caller (another thread's scheduling cannot be changed from here)."""
         if self._fifo_thread == threading.get_native_id():
             reset_scheduling()
             self._fifo_thread = None
