@@ -3,7 +3,7 @@
 The policy node's executor then only serves joint states, the control timer, diagnostics
 and services: 90 image messages a second (3 cameras at 30 Hz) no longer queue in front of
 a control tick. Each image callback converts its message on this thread (OpenCV releases
-the GIL while it decodes and resizes) and hands the frame to `on_frame`. The
+the GIL while it decodes and resizes): `on_message` converts and stores the frame. The
 subscriptions keep only the newest message (KEEP_LAST 1, best effort): when conversion
 falls behind, older frames are dropped by DDS, never converted late.
 
@@ -60,7 +60,8 @@ class CameraInput:
                 self._on_message(camera, msg)
             except Exception as exc:      # the camera goes stale: the node holds
                 self._on_error(camera, f'{type(exc).__name__}: {exc}')
-                self.node.get_logger().error(traceback.format_exc())
+                self.node.get_logger().error(traceback.format_exc(),
+                                             throttle_duration_sec=5.0)
         return callback
 
     def _spin(self) -> None:

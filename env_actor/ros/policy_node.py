@@ -274,15 +274,17 @@ class PolicyNode(LifecycleNode):
         self._entities.append(sub(JointState, cfg.joint_states_topic, self._on_joint_state,
                                   qos_profile_sensor_data))
         self._camera_convert = {cam.name: cam.convert for cam in cfg.cameras}
+        msg_types = {cam.name: Image if cam.transport == 'raw' else CompressedImage
+                     for cam in cfg.cameras}
         if cfg.camera_executor == 'shared':
             self._converter = ConversionWorker(self._store, self._store_error)
             for cam in cfg.cameras:
-                msg_type = Image if cam.transport == 'raw' else CompressedImage
-                self._entities.append(sub(msg_type, cam.topic, self._image_callback(cam.name),
+                self._entities.append(sub(msg_types[cam.name], cam.topic,
+                                          self._image_callback(cam.name),
                                           qos_profile_sensor_data))
         else:
-            cameras = [(cam.name, Image if cam.transport == 'raw' else CompressedImage,
-                        self.resolve_topic_name(cam.topic)) for cam in cfg.cameras]
+            cameras = [(cam.name, msg_types[cam.name], self.resolve_topic_name(cam.topic))
+                       for cam in cfg.cameras]
             self._cameras = CameraInput(
                 self.context, f'{self.get_name()}_cameras', self.get_namespace(), cameras,
                 self._on_camera_message, self._store_error,

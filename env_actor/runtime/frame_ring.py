@@ -1,6 +1,6 @@
 """Camera frames in shared memory, written once, handed to the inference process by slot.
 
-The conversion thread writes each converted frame straight into a free slot of its
+The camera (conversion) thread writes each converted frame straight into a free slot of its
 camera's `FrameRing` (one shared-memory block of `slots` frames) and gets a `RingFrame`
 handle back; the observation cache and the history hold handles, and an inference request
 carries a `FrameStack` (the handles of the frames it uses). The process worker sends only
@@ -12,7 +12,7 @@ handle as soon as the cache, the history and any pending request drop it), so a 
 is never overwritten while anything may still read it. The writer only takes free slots;
 when none is free (a ring sized too small) `write` returns None and the caller keeps a
 plain array instead, which works the old way (copied at submit).
-Threading: one lock guards the free list; `write` runs on the conversion thread, handles
+Threading: one lock guards the free list; `write` runs on the camera thread, handles
 are dropped on any thread.
 """
 from multiprocessing import shared_memory
@@ -40,7 +40,7 @@ class RingFrame:
 
     # the view is dropped before the ring, so the ring's block never outlives a mapping
     # it exported without being able to close
-    __slots__ = ('array', 'slot', 'ring', '__weakref__')
+    __slots__ = ('array', 'slot', 'ring')
 
     def __init__(self, ring: 'FrameRing', slot: int, array: np.ndarray) -> None:
         self.ring = ring
@@ -72,8 +72,8 @@ class FrameStack:
         return tuple(frame.slot for frame in self.frames)
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return (len(self.frames),) + self.frames[0].array.shape
+    def frame_shape(self) -> tuple[int, ...]:
+        return self.frames[0].array.shape
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         stacked = np.stack([frame.array for frame in self.frames])

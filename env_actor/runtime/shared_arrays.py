@@ -51,7 +51,7 @@ class SharedArrays:
             layout: key -> ('array', offset, shape, dtype string) for arrays in the block,
             ('frames', ring block name, slots, frame shape) for a FrameStack).
         """
-        layout = {k: ('frames', v.ring_name, v.slots, v.frames[0].array.shape)
+        layout = {k: ('frames', v.ring_name, v.slots, v.frame_shape)
                   for k, v in request.input_data.items() if isinstance(v, FrameStack)}
         large = {k: np.ascontiguousarray(v) for k, v in request.input_data.items()
                  if isinstance(v, np.ndarray) and v.nbytes >= self.min_bytes}
