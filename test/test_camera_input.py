@@ -70,23 +70,27 @@ def test_raising_callback_is_reported_and_later_frames_still_arrive(kind):
     harness.close()
 
 
-def test_camera_topics_follow_the_node_namespace_and_remapping():
+@pytest.mark.parametrize('camera_executor', ['events', 'shared'])
+def test_camera_topics_follow_the_node_namespace_and_remapping(camera_executor):
     """`-r left/...:=/cams/left` given to the policy node moves the camera subscription;
     the others resolve in the node's namespace; frames land in the frame rings. With
     control_thread_priority the control thread may run at SCHED_FIFO (where permitted),
-    the camera thread and the inference process it started never do."""
+    the camera thread and the inference process it started never do. `shared` subscribes
+    on the policy node itself (a conversion worker thread converts)."""
     harness = Harness('robot/env_actor')
     node = PolicyNode(context=harness.context, cli_args=[
         '--ros-args', '--params-file', str(PARAMS), '-p', f'policy_yaml:={POLICY}',
-        '-p', 'autostart:=false', '-p', 'control_thread_priority:=40', '-r', '__ns:=/robot',
+        '-p', 'autostart:=false', '-p', 'control_thread_priority:=40',
+        '-p', f'camera_executor:={camera_executor}', '-r', '__ns:=/robot',
         '-r', 'left/image_raw/compressed:=/cams/left'])
     harness.add_node(node)
     try:
         assert harness.transition(Transition.TRANSITION_CONFIGURE)
         graph = harness.probe
+        subscriber = 'env_actor' if camera_executor == 'shared' else 'env_actor_cameras'
         for topic in ('/cams/left', '/robot/head/image_raw/compressed'):
             harness.wait_for(lambda: any(
-                (i.node_name, i.node_namespace) == ('env_actor_cameras', '/robot')
+                (i.node_name, i.node_namespace) == (subscriber, '/robot')
                 for i in graph.get_subscriptions_info_by_topic(topic)), 20, topic)
         assert not graph.get_subscriptions_info_by_topic('/robot/left/image_raw/compressed')
         cache = node.executor_core.cache
@@ -100,7 +104,10 @@ def test_camera_topics_follow_the_node_namespace_and_remapping():
         assert scheduling == 'SCHED_FIFO 40' or 'SCHED_FIFO 40 refused' in scheduling
         fifo = scheduling == 'SCHED_FIFO 40'
         assert (policy(harness._thread.native_id) == os.SCHED_FIFO) == fifo
-        for tid in (int(values['inference_pid']), node._cameras._thread.native_id):
+        started = [int(values['inference_pid'])]
+        if node._cameras is not None:
+            started.append(node._cameras._thread.native_id)
+        for tid in started:
             assert policy(tid) == os.SCHED_OTHER
     finally:
         assert harness.transition(Transition.TRANSITION_CLEANUP)
