@@ -82,7 +82,8 @@ def timed(phases: dict, name: str, fn):
 
 
 def run_role(role: str, duration: float, out: Path, s: int, extra: list = (),
-             executor_kind: str = 'single') -> None:
+             executor_kind: str = 'single', cameras: str = 'events',
+             priority: int = 40) -> None:
     """Child process: run one role and write its measurements to `out`."""
     import rclpy
     from env_actor.ros.policy_node import make_ros_executor
@@ -93,8 +94,7 @@ def run_role(role: str, duration: float, out: Path, s: int, extra: list = (),
     executor = make_ros_executor(executor_kind)
     if role == 'bare':        # at the node's control_thread_priority, for a like comparison
         from env_actor.runtime.realtime import set_fifo_priority
-        priority = [p.split(':=')[1] for p in extra if p.startswith('control_thread_priority')]
-        scheduling = set_fifo_priority(int(priority[-1]) if priority else 0)
+        scheduling = set_fifo_priority(priority)
         node = rclpy.create_node('bare_timer')
         node.create_timer(1.0 / RATE, lambda: ticks.append(time.monotonic()))
     elif role == 'plain':
@@ -105,7 +105,10 @@ def run_role(role: str, duration: float, out: Path, s: int, extra: list = (),
                                     '-p', f'policy_yaml:={FLOW}',
                                     '-p', f'min_num_actions_executed:={s}',
                                     '-p', f'torch_threads:={TORCH_THREADS}',
-                                    *[a for p in extra for a in ('-p', p)]])
+                                    *[a for p in extra for a in ('-p', p)],
+                                    # the variant's settings last: the bare timer uses them too
+                                    '-p', f'camera_executor:={cameras}',
+                                    '-p', f'control_thread_priority:={priority}'])
         original = node._on_control_tick
 
         def timed_tick() -> None:
@@ -193,13 +196,13 @@ def plain_subscriber(rclpy):
 
 def run_child(role: str, duration: float, s: int, extra: list = (),
               executor: str = 'single', cameras: str = 'events', priority: int = 40) -> dict:
-    extra = [*extra, f'camera_executor:={cameras}', f'control_thread_priority:={priority}']
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / 'result.json'
         print(f'running {role} ({executor} executor, cameras {cameras}, priority {priority}) '
               f'for {duration:.0f} s ...', flush=True)
         subprocess.run([sys.executable, __file__, '--role', role, '--duration', str(duration),
                         '--role-out', str(out), '--s', str(s), '--executor', executor,
+                        '--camera-executor', cameras, '--priority', str(priority),
                         *[a for p in extra for a in ('--node-param', p)]], check=True,
                        env=dict(os.environ), stderr=subprocess.DEVNULL)
         return json.loads(out.read_text())
@@ -328,7 +331,7 @@ def main(args=None) -> int:
     os.environ['BENCH_TORCH_THREADS'] = str(opts.torch_threads)
     if opts.role:
         run_role(opts.role, opts.duration, opts.role_out, opts.s, opts.node_param,
-                 opts.executor[0])
+                 opts.executor[0], opts.camera_executor[0], opts.priority[0])
         return 0
     return orchestrate(opts)
 

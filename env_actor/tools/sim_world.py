@@ -60,24 +60,6 @@ CAMERAS = _camera_affines()
 _BACKGROUND = {'head': (70, 70, 80), 'left': (60, 75, 65), 'right': (80, 68, 60)}
 
 
-def clipped_command(command: np.ndarray) -> np.ndarray:
-    """A joint command as the servos take it.
-
-    Args:
-        command: (4,) positions for shoulder, elbow, wrist, gripper.
-
-    Returns:
-        (4,) float64, clipped to the joint limits.
-
-    Raises:
-        ValueError: not 4 finite values.
-    """
-    command = np.asarray(command, dtype=np.float64)
-    if command.shape != (4,) or not np.all(np.isfinite(command)):
-        raise ValueError(f'command must be 4 finite values, got {command}')
-    return np.clip(command, LOWER, UPPER)
-
-
 def draw_scene(camera: str, q: np.ndarray, targets: list) -> np.ndarray:
     """Draw the planar arm and the targets as `camera` sees them.
 
@@ -139,12 +121,16 @@ class EpisodeRules:
         return self.success or self.time >= self.episode_duration
 
     def set_command(self, command: np.ndarray) -> None:
-        """Set the servos' set-point.
+        """Set the servos' set-point: (4,) positions for shoulder, elbow, wrist, gripper,
+        clipped to the joint limits.
 
         Raises:
-            ValueError: not 4 finite values (see `clipped_command`).
+            ValueError: not 4 finite values.
         """
-        self.command = clipped_command(command)
+        command = np.asarray(command, dtype=np.float64)
+        if command.shape != (4,) or not np.all(np.isfinite(command)):
+            raise ValueError(f'command must be 4 finite values, got {command}')
+        self.command = np.clip(command, LOWER, UPPER)
 
     def count_hold(self, holding: bool, h: float, required: float) -> None:
         """Advance the success hold by one sub-step.
