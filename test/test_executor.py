@@ -212,6 +212,8 @@ def test_stale_input_stops_commanding_then_resumes_fresh():
     # resumes with a cold-start predict on fresh observations, waiting d ticks for it
     assert [r.state for r in results[40:42]] == ['waiting', 'waiting']
     assert results[42].state == 'commanding'
+    # the first action of the run and the first after the spell are restarts, no other
+    assert [i for i, r in enumerate(results) if r.restart] == [2, 42]
     resumed = [c for c in policy.calls if c['obs_tick'] == 40]
     assert len(resumed) == 1 and resumed[0]['guided'] is False
 

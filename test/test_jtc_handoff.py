@@ -9,7 +9,6 @@ trajectory must stay within 1.5x the largest step inside a chunk. The trajectory
 of earlier versions (stamp 0, first point one tick out, positions only) is run through the
 same loop to show that the model reproduces the jolt this guards against.
 """
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -153,13 +152,14 @@ def run_on_jtc(trajectory_format: str, from_desired: bool = False, seconds: floa
             if result.action is not None and result.new_chunk:
                 planned = executor.planned_actions()
                 if trajectory_format == 'node':
-                    msg = planner.messages(result.action, planned, measured)[0]
+                    msg = planner.messages(result.action, planned, measured,
+                                           restart=result.restart)[0]
                 else:     # earlier versions: stamp 0, points from one tick out
                     msg = chunk_to_trajectory(np.vstack([result.action[None], planned]),
                                               JOINTS, DT)
                 pending.append((now + LATENCY, msg))
             elif result.action is not None:
-                planner.messages(result.action, None, measured)
+                planner.messages(result.action, None, measured, restart=result.restart)
         arrived = False
         while pending and pending[0][0] <= now:
             assert jtc.receive(pending.pop(0)[1], now), jtc.rejected
@@ -188,3 +188,39 @@ def test_the_earlier_format_jolts_there_so_the_check_can_fail():
     # with interpolate_from_desired_state the controller itself hides it
     at_replacement, inside = run_on_jtc('earlier', from_desired=True)
     assert np.all(at_replacement <= 1.5 * inside), (at_replacement, inside)
+
+
+def test_a_restart_trajectory_starts_at_the_measurement_not_at_the_old_command():
+    """A ~/reset between two ticks whose first chunk lands at once (a fast policy, here no
+    delay): the previous tick sent an old-episode command, the new first action is limited
+    against the measurement, and the trajectory must lead there from the measurement."""
+    step = 0.1                                           # max_velocity 2 rad/s x 0.05 s
+    config = ExecutorConfig(action_chunk_size=H, action_dim=2, min_num_actions_executed=S,
+                            algorithm='rtc', control_period=DT)
+    worker = SimulatedInferenceWorker(PathPolicy(), None, (H, 2), 0, DT)
+    executor = ChunkExecutor(config, worker, ObservationCache({'proprio': 1.0}),
+                             ObservationHistory(3, 2, (), 1),
+                             SafetyFilter(2, max_velocity=2.0, control_period=DT),
+                             reference_index=[0, 1])
+    groups, _ = build_output_groups([('arm', 'joint_trajectory', 't', JOINTS)], JOINTS)
+    planner = OutputPlanner(groups, DT, velocities=True)
+    measured = reference_path(0.0)
+    restarts, trajectories = [], []
+    for tick in range(40):
+        if tick == 20:                                   # the robot is moved, then reset
+            measured = moved = measured + np.array([1.5, -1.5])
+            executor.reset_episode()
+        executor.cache.update('proprio', measured.astype(np.float32), tick * DT)
+        result = executor.on_tick(tick * DT)
+        assert result.action is not None, result         # no tick without a command
+        restarts.append(result.restart)
+        planned = executor.planned_actions() if result.new_chunk else None
+        msg = planner.messages(result.action, planned, measured, restart=result.restart)[0]
+        if msg is not None:
+            trajectories.append((tick, np.array([p.positions for p in msg.points])))
+        measured = result.action.copy()                  # a perfect position servo
+    assert [t for t, r in enumerate(restarts) if r] == [0, 20]
+    first_after_reset = dict(trajectories)[20]
+    np.testing.assert_allclose(first_after_reset[0], moved, atol=1e-6)
+    for tick, points in trajectories:
+        assert np.all(np.abs(np.diff(points, axis=0)) <= step + 1e-9), (tick, points[:2])

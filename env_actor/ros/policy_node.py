@@ -4,13 +4,14 @@ Lifecycle: configure = read parameters, build + warm up the policy, create subsc
 publishers and timers; activate = start commanding (new episode); deactivate = stop
 commanding (a hold is sent); cleanup / shutdown = release everything.
 `autostart: true` configures and activates at start-up. `~/reset` (std_srvs/Trigger)
-starts a new episode. /diagnostics is published from construction on, so a failed
-configure is visible there (ERROR with the reason).
+starts a new episode (holding first while commanding). /diagnostics is published from
+construction on, so a failed configure is visible there (ERROR with the reason).
 
 Safety contract (docs/node.md has the fault table):
     * the first action after activate, ~/reset, a stale spell or an inference fault is
-      slew-limited against the measured joint positions of that tick; a node whose action
-      joints have no measured position refuses to activate;
+      slew-limited against the measured joint positions of that tick, and a trajectory
+      carrying it starts at that measurement; a node whose action joints have no
+      measured position refuses to activate;
     * the inference process is supervised (runtime/supervisor.py): a death or a hang is an
       ERROR, the node holds and restarts it (bounded); past the bound it deactivates;
     * every way out (SIGINT, SIGTERM, deactivate, shutdown, an exception in a callback)
@@ -481,7 +482,7 @@ class PolicyNode(LifecycleNode):
         self._was_commanding = True
         self._outputs.send(result.action,
                            core.planned_actions() if result.new_chunk else None,
-                           core.measured_reference())
+                           core.measured_reference(), restart=result.restart)
 
     def _log_state_change(self, state: str, reason: str) -> None:
         """One line per change of the executor state (stale / recovered, starved, ...); the
@@ -543,6 +544,9 @@ class PolicyNode(LifecycleNode):
         if reason:
             response.success, response.message = False, reason
             return response
+        if self._was_commanding:       # the old episode's trajectory must not run on
+            self._send_hold()
+            self._was_commanding = False
         self.executor_core.reset_episode()
         response.success, response.message = True, 'new episode started'
         return response

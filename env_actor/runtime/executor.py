@@ -83,13 +83,19 @@ class ExecutorConfig:
 
 @dataclass
 class TickResult:
-    """What to do on one control tick. `action` None means: command nothing."""
+    """What to do on one control tick. `action` None means: command nothing.
+
+    `restart` marks the first action after a (re)start (a new episode, a stale spell, an
+    inference fault): it was slew-limited against the measured positions, so whatever
+    was commanded before it must not be the start of a trajectory that leads to it.
+    """
 
     tick: int
     action: Optional[np.ndarray]
     state: str    # commanding | waiting | blocked | starved | stale | unsafe | fault
     reason: str = ''
     new_chunk: bool = False
+    restart: bool = False
 
 
 @dataclass
@@ -309,7 +315,8 @@ class ChunkExecutor:
             self.stats.starved_ticks += 1
             held = self.safety.last
             return TickResult(tick, held, 'starved', 'chunk ran out: holding last action')
-        if self._fresh_start:
+        restart = self._fresh_start
+        if restart:
             # with a reference_index the measurement exists here: proprio is a required,
             # validated source, and this tick passed the staleness check
             reference = self.measured_reference()
@@ -319,7 +326,7 @@ class ChunkExecutor:
         action = self.safety.apply(planned)
         if action is None:   # defensive: the schedule only holds finite chunks
             return TickResult(tick, None, 'unsafe', UNSAFE_REASON)  # pragma: no mutate
-        return TickResult(tick, action, 'commanding')
+        return TickResult(tick, action, 'commanding', restart=restart)
 
     def planned_actions(self) -> np.ndarray:
         """The safe actions for the coming ticks (this tick's already sent one excluded),
