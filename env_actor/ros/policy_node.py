@@ -4,8 +4,9 @@ Lifecycle: configure = read parameters, build + warm up the policy, create subsc
 publishers and timers; activate = start commanding (new episode); deactivate = stop
 commanding (a hold is sent); cleanup / shutdown = release everything.
 `autostart: true` configures and activates at start-up. `~/reset` (std_srvs/Trigger)
-starts a new episode (holding first while commanding). /diagnostics is published from
-construction on, so a failed configure is visible there (ERROR with the reason).
+starts a new episode (no hold: whatever called it may have moved the robot, and a hold
+of the last command would pull it back). /diagnostics is published from construction on,
+so a failed configure is visible there (ERROR with the reason).
 
 Safety contract (docs/node.md has the fault table):
     * the first action after activate, ~/reset, a stale spell or an inference fault is
@@ -544,9 +545,6 @@ class PolicyNode(LifecycleNode):
         if reason:
             response.success, response.message = False, reason
             return response
-        if self._was_commanding:       # the old episode's trajectory must not run on
-            self._send_hold()
-            self._was_commanding = False
         self.executor_core.reset_episode()
         response.success, response.message = True, 'new episode started'
         return response
