@@ -83,6 +83,9 @@ def main(args=None) -> int:
     parser.add_argument('--episodes', type=int, default=40,
                         help='episodes per algorithm and delay (same seeds for each)')
     parser.add_argument('--rate', type=float, default=20.0, help='control rate, Hz')
+    parser.add_argument('--execution-horizon', type=int, default=12,
+                        help='s (min_num_actions_executed) of every row; the tables in '
+                             'docs/sim.md use 12')
     parser.add_argument('--first-seed', type=int, default=20_000,
                         help='seed of the first episode; episode k uses first-seed + k')
     parser.add_argument('--world', choices=WORLDS, default=DEFAULT_WORLD,
@@ -115,7 +118,8 @@ def main(args=None) -> int:
         delay = int(math.ceil((latency + extra / 1000.0) / dt))
         for algorithm, (policy, executed_as) in bundles.items():
             runs = [run_episode(policy, executed_as, delay, opts.first_seed + i,
-                                control_rate=opts.rate, world_name=opts.world)
+                                control_rate=opts.rate, world_name=opts.world,
+                                execution_horizon=opts.execution_horizon)
                     for i in range(opts.episodes)]
             summary = summarize(runs, delay, extra)
             results[f'{algorithm}@{extra}ms'] = summary
@@ -131,6 +135,7 @@ def main(args=None) -> int:
                   f'{summary["success_rate"]:.2f}, time {summary["time_s"]:.2f} s, seam mean '
                   f'{summary["seam_step_mean"]:.4f}', flush=True)
     print(f'\nclosed loop on the {opts.world} simulated robot at {opts.rate:g} Hz, '
+          f's = {opts.execution_horizon}, '
           f'{opts.episodes} seeded episodes each, policy latency {latency * 1e3:.1f} ms '
           '(+ injected delay)')
     print('arm joints: step = max over shoulder/elbow/wrist of |a_t - a_(t-1)| [rad]; '
@@ -141,6 +146,7 @@ def main(args=None) -> int:
                  'jerk', 'tracking max'], rows))
     path = write_results(RESULT_NAMES[opts.world],
                          {'machine': machine(), 'world': opts.world, 'rate_hz': opts.rate,
+                          'execution_horizon': opts.execution_horizon,
                           'policy': str(policy_path), 'policy_latency_ms': latency * 1e3,
                           'episodes': opts.episodes, 'results': results}, out=opts.out)
     print(f'wrote {path}')

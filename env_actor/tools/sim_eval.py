@@ -42,13 +42,15 @@ class RawImage:
 
 
 def sim_settings(algorithm: str, delay_steps: int, control_rate: float = 20.0,
-                 execution_horizon: int = 12) -> RuntimeSettings:
-    """The node's settings for the simulated robot (config/sim.yaml: limits, max ages),
-    with the algorithm, delay, rate and horizon of this evaluation."""
-    cfg = config_from_params_file(SIM_PARAMS, {
-        'policy_yaml': '-', 'control_frequency': float(control_rate),
-        'min_num_actions_executed': int(execution_horizon),
-        'initial_delay_steps': int(delay_steps)})
+                 execution_horizon: Optional[int] = None) -> RuntimeSettings:
+    """The node's settings for the simulated robot (config/sim.yaml: limits, max ages,
+    the execution horizon s unless `execution_horizon` is given), with the algorithm,
+    delay and rate of this evaluation."""
+    overrides = {'policy_yaml': '-', 'control_frequency': float(control_rate),
+                 'initial_delay_steps': int(delay_steps)}
+    if execution_horizon is not None:
+        overrides['min_num_actions_executed'] = int(execution_horizon)
+    cfg = config_from_params_file(SIM_PARAMS, overrides)
     return cfg.runtime_settings(algorithm)
 
 
@@ -70,7 +72,7 @@ def with_policy_settings(bundle: PolicyBundle, **settings) -> PolicyBundle:
 
 def run_episode(bundle: PolicyBundle, algorithm: str, delay_steps: int, seed: int,
                 duration: float = 8.0, control_rate: float = 20.0,
-                execution_horizon: int = 12, frames: Optional[list] = None,
+                execution_horizon: Optional[int] = None, frames: Optional[list] = None,
                 world_name: str = DEFAULT_WORLD, switches: Optional[list] = None) -> dict:
     """One seeded episode; returns success, time to success, and smoothness metrics.
 
@@ -83,6 +85,7 @@ def run_episode(bundle: PolicyBundle, algorithm: str, delay_steps: int, seed: in
             lag): the new action minus the old chunk's plan for that tick, and the servos'
             set-point minus position when the tick began, both (3,) rad.
         world_name: the simulated world (`worlds.WORLDS`) the policy was trained for.
+        execution_horizon: s; None: config/sim.yaml's, as the demo's policy node runs.
 
     Returns:
         success, time (to success, else the duration), ticks, inference counts, the seam
