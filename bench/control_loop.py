@@ -82,7 +82,7 @@ def timed(phases: dict, name: str, fn):
 
 
 def run_role(role: str, duration: float, out: Path, s: int, extra: list = (),
-             executor_kind: str = 'single', cameras: str = 'shared',
+             executor_kind: str = 'single', cameras: str = 'events',
              priority: int = 40) -> None:
     """Child process: run one role and write its measurements to `out`."""
     import rclpy
@@ -195,7 +195,7 @@ def plain_subscriber(rclpy):
 
 
 def run_child(role: str, duration: float, s: int, extra: list = (),
-              executor: str = 'single', cameras: str = 'shared', priority: int = 40) -> dict:
+              executor: str = 'single', cameras: str = 'events', priority: int = 40) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / 'result.json'
         print(f'running {role} ({executor} executor, cameras {cameras}, priority {priority}) '
@@ -324,7 +324,7 @@ def main(args=None) -> int:
                         help="the node's `control_thread_priority` (SCHED_FIFO, 0 = normal), "
                              'also given to the bare timer; several are interleaved')
     parser.add_argument('--camera-executor', choices=('events', 'single', 'shared'),
-                        nargs='+', default=['shared'],
+                        nargs='+', default=['events'],
                         help="the node's `camera_executor` parameter(s), interleaved like "
                              '--executor')
     opts = parser.parse_args(args)

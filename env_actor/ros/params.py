@@ -125,10 +125,10 @@ PARAMETERS: tuple = (
     Param('executor', 'string', 'single', 'rclpy executor that runs the callbacks, read '
           'once at start-up: single = SingleThreadedExecutor, events = EventsExecutor '
           '(rclpy.experimental: timers and events queued in C++).', choices=('single', 'events')),
-    Param('camera_executor', 'string', 'shared', 'Where camera messages are taken and '
-          "converted: shared = on the node's executor, converted on a worker thread; "
-          'events / single = on a camera node with its own thread and that rclpy executor '
-          '(EventsExecutor / SingleThreadedExecutor; experimental, see docs/node.md).',
+    Param('camera_executor', 'string', 'events', 'Where camera messages are taken and '
+          'converted: events / single = on a camera node with its own thread and that '
+          'rclpy executor (EventsExecutor / SingleThreadedExecutor); shared = on the '
+          "node's executor, converted on a worker thread.",
           choices=('events', 'single', 'shared')),
     Param('control_thread_priority', 'int', 0, 'SCHED_FIFO priority of the thread that '
           'runs the control timer, set at configure (0 = normal scheduling; igris_b: 40). '
