@@ -15,8 +15,8 @@ moment hits one run, not a whole column: the node/bare p99 ratio is reported per
 and as a fraction of the period), missed and starved ticks, the CPU of the node and of
 its inference process, and a per-tick phase breakdown of the node's control tick
 (sample the history, collect a chunk, submit an inference, select the action, publish).
---executor, --camera-executor and --priority take several values: every combination is
-a variant, and the variants are interleaved inside each alternation.
+--executor, --camera-executor, --priority and --gil-switch-ms take several values: every
+combination is a variant, and the variants are interleaved inside each alternation.
 Prints tables, writes bench/results/control_loop.json.
 
 Usage: python bench/control_loop.py [--alternations 3] [--duration 30]
@@ -219,15 +219,16 @@ def orchestrate(opts: argparse.Namespace) -> int:
     isolate_ros_env()
     import yaml
     joints = yaml.safe_load(PARAMS.read_text())['/**']['ros__parameters']['state_joint_names']
-    variants = [(e, c, p) for e in opts.executor for c in opts.camera_executor
-                for p in opts.priority]
+    variants = [(e, c, p, g) for e in opts.executor for c in opts.camera_executor
+                for p in opts.priority for g in opts.gil_switch_ms]
     total = (opts.alternations * len(variants)
              * (2 * opts.duration + 2 * opts.pipeline_duration + 40) + 60)
     sensors = subprocess.Popen(
         [sys.executable, '-m', 'env_actor.tools.sensor_publisher', '--transport', 'compressed',
          '--size', '640x480', '--duration', str(total), '--joints', *joints],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    labels = {v: f'executor {v[0]}, cameras {v[1]}, priority {v[2]}' for v in variants}
+    labels = {v: f'executor {v[0]}, cameras {v[1]}, priority {v[2]}, GIL switch {v[3]:g} ms'
+              for v in variants}
     runs = {labels[v]: {'bare': [], 'node': [], 'pipeline': [], 'plain': []}
             for v in variants}
     try:
@@ -236,8 +237,11 @@ def orchestrate(opts: argparse.Namespace) -> int:
                 for role, duration in (('bare', opts.duration), ('node', opts.duration),
                                        ('pipeline', opts.pipeline_duration),
                                        ('plain', opts.pipeline_duration)):
+                    executor, cameras, priority, gil = variant
+                    extra = [*opts.node_param, f'gil_switch_interval_ms:={gil}']
                     runs[labels[variant]][role].append(
-                        run_child(role, duration, opts.s, opts.node_param, *variant))
+                        run_child(role, duration, opts.s, extra, executor, cameras,
+                                  priority))
     finally:
         sensors.terminate()
         sensors.wait(timeout=10)
@@ -252,7 +256,8 @@ def orchestrate(opts: argparse.Namespace) -> int:
             for label in runs))
     data = {'machine': machine(), 'rate_hz': RATE, 's': opts.s, 'duration_s': opts.duration,
             'alternations': opts.alternations, 'executors': opts.executor,
-            'camera_executors': opts.camera_executor, 'priorities': opts.priority}
+            'camera_executors': opts.camera_executor, 'priorities': opts.priority,
+            'gil_switch_ms': opts.gil_switch_ms}
     data.update(results[labels[variants[0]]])
     if len(variants) > 1:
         data['by_variant'] = results
@@ -323,6 +328,9 @@ def main(args=None) -> int:
     parser.add_argument('--priority', type=int, nargs='+', default=[40],
                         help="the node's `control_thread_priority` (SCHED_FIFO, 0 = normal), "
                              'also given to the bare timer; several are interleaved')
+    parser.add_argument('--gil-switch-ms', type=float, nargs='+', default=[0.5],
+                        help="the node's `gil_switch_interval_ms` (Python's thread switch "
+                             'interval); several are interleaved')
     parser.add_argument('--camera-executor', choices=('events', 'single', 'shared'),
                         nargs='+', default=['events'],
                         help="the node's `camera_executor` parameter(s), interleaved like "
