@@ -7,9 +7,10 @@ test's context is a new participant.
 """
 import itertools
 import os
+import queue
 import threading
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import rclpy
@@ -62,12 +63,21 @@ class Harness:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.probe)
         self._stop = threading.Event()
+        self._retired: list = []          # nodes taken off the executor, destroyed at close
+        self._calls: queue.Queue = queue.Queue()     # run on the spin thread (see `run`)
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
     def _spin(self) -> None:
         while not self._stop.is_set() and self.context.ok():
             self.executor.spin_once(timeout_sec=0.05)
+            while not self._calls.empty():
+                call, done, box = self._calls.get()
+                try:
+                    box['result'] = call()
+                except BaseException as exc:     # handed to the caller
+                    box['error'] = exc
+                done.set()
 
     def _event(self, kind: str, payload) -> None:
         with self._lock:
@@ -83,6 +93,25 @@ class Harness:
 
     def add_node(self, node) -> None:
         self.executor.add_node(node)
+
+    def run(self, call: Callable[[], Any], timeout: float = 30.0) -> Any:
+        """Call `call()` on the spin thread between two callbacks and return its result, as
+        a lifecycle service callback would run a transition. A transition that destroys
+        entities (cleanup, shutdown) must not run on another thread while the executor
+        waits on them: rclpy then raises InvalidHandle and the spin thread ends."""
+        done, box = threading.Event(), {}
+        self._calls.put((call, done, box))
+        assert done.wait(timeout), f'{call} did not run on the spin thread in {timeout} s'
+        if 'error' in box:
+            raise box['error']
+        return box.get('result')
+
+    def remove_node(self, node) -> None:
+        """Take a node off the executor; it is destroyed in `close`, after the spin thread
+        stopped: rclpy may still run a callback of it that was ready in the last wait, and
+        on a destroyed node that raises InvalidHandle and ends the spin thread."""
+        self.executor.remove_node(node)
+        self._retired.append(node)
 
     def snapshot(self, kind: Optional[str] = None, since: float = 0.0) -> list:
         with self._lock:
@@ -117,6 +146,6 @@ class Harness:
         self._stop.set()
         self._thread.join(timeout=5.0)
         self.executor.shutdown()
-        for node in list(self.executor.get_nodes()):
+        for node in list(self.executor.get_nodes()) + self._retired:
             node.destroy_node()
         rclpy.try_shutdown(context=self.context)

@@ -30,6 +30,7 @@ class Feeder:
 
     def __init__(self, harness: Harness) -> None:
         self.mode = 'good'
+        self.position = [0.1, -0.2]            # where the robot is (the test may move it)
         probe = harness.probe
         self.js = probe.create_publisher(JointState, 'joint_states', qos_profile_sensor_data)
         self.cam = probe.create_publisher(Image, 'head/image_raw', qos_profile_sensor_data)
@@ -37,7 +38,7 @@ class Feeder:
         probe.create_timer(1 / 30, self.image)
 
     def joint_state(self) -> None:
-        names, position = list(JOINTS), [0.1, -0.2]
+        names, position = list(JOINTS), list(self.position)
         if self.mode == 'nan_state':
             position = [0.1, float('nan')]
         if self.mode == 'missing_joint':

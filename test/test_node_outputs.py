@@ -8,7 +8,10 @@ import time
 import numpy as np
 from rclpy.parameter import Parameter
 
+from std_srvs.srv import Trigger
+
 from env_actor.ros.policy_node import PolicyNode
+from env_actor.runtime.inference import SimulatedInferenceWorker
 from ros_harness import Harness, is_hold
 from test_node_bad_inputs import Feeder, make_node, tiny_policy
 
@@ -31,10 +34,9 @@ def test_trajectory_stamp_zero_and_now(tmp_path):
         run_until_commands(harness, zero, 'traj', 2)
         stamp = harness.snapshot('traj')[0][2].header.stamp
         assert (stamp.sec, stamp.nanosec) == (0, 0)          # start on arrival
-        zero.trigger_deactivate()
-        zero.trigger_cleanup()
-        harness.executor.remove_node(zero)
-        zero.destroy_node()
+        harness.run(zero.trigger_deactivate)
+        harness.run(zero.trigger_cleanup)
+        harness.remove_node(zero)
         now = make_node(harness, tiny_policy(tmp_path),
                         Parameter('trajectory_stamp', value='now'))
         since = time.monotonic()
@@ -53,8 +55,8 @@ def test_output_switches(tmp_path):
         run_until_commands(harness, node, 'traj', 3)
         time.sleep(0.3)
         assert not harness.snapshot('cmd'), 'publish_commands: false still published'
-        node.trigger_deactivate()
-        node.trigger_cleanup()
+        harness.run(node.trigger_deactivate)
+        harness.run(node.trigger_cleanup)
         node.set_parameters([Parameter('publish_commands', value=True),
                              Parameter('publish_trajectory', value=False)])
         since = time.monotonic()
@@ -71,7 +73,7 @@ def test_shutdown_holds_and_releases(tmp_path):
     try:
         run_until_commands(harness, node)
         before = time.monotonic()
-        node.trigger_shutdown()
+        harness.run(node.trigger_shutdown)
         assert node.executor_core is None
         harness.wait_for(lambda: [e for e in harness.snapshot('traj', before)
                                   if is_hold(e[2])], 5, 'hold trajectory')
@@ -199,4 +201,59 @@ def test_operators_see_state_changes_runtime_warnings_and_a_unique_status_name(t
         assert namespaced.diagnostics().name == 'robot/env_actor: policy'
     finally:
         namespaced.destroy_node()
+        harness.close()
+
+
+class ConstantPolicy:
+    """Always plans the same far-away target (the policy contract: predict / guided)."""
+
+    def __init__(self, target) -> None:
+        self.chunk = np.tile(np.asarray(target, np.float32), (10, 1))
+
+    def predict(self, input_data, norm):
+        return self.chunk
+
+    def guided_inference(self, input_data, norm, s, h):
+        return self.chunk
+
+
+def test_reset_whose_first_chunk_lands_at_once_starts_the_trajectory_at_the_robot(tmp_path):
+    """A ~/reset between two commanding ticks, the robot moved meanwhile, and the new
+    episode's first chunk ready on the very next tick: that tick's trajectory must lead
+    from the measured position, not from the command sent just before the reset.
+
+    A fast policy makes this timing common; to make it certain, inference runs on the
+    runtime's SimulatedInferenceWorker with no delay (the answer lands on the tick of the
+    request), swapped in after configure.
+    """
+    harness = Harness()
+    feeder = Feeder(harness)
+    node = make_node(harness, tiny_policy(tmp_path), Parameter('inference_mode', value='thread'))
+    try:
+        node.trigger_configure()
+        step = 4.0 * node.config.control_period             # safety.max_velocity 4 rad/s
+        core = node.executor_core
+        core.worker.close()
+        core.worker = SimulatedInferenceWorker(ConstantPolicy([1.0, 1.0]), None, (10, 2), 0,
+                                               node.config.control_period)
+        node.trigger_activate()
+        harness.wait_for(lambda: any(np.allclose(c, [1.0, 1.0])
+                                     for _, _, c in harness.snapshot('cmd')), 20,
+                         'commands at the policy target')
+        feeder.position = [-1.0, -1.0]                      # an operator moves the robot
+        harness.wait_for(lambda: np.allclose(core.measured_reference(), [-1.0, -1.0]), 5,
+                         'the moved robot measured')
+        reset_at = time.monotonic()
+        assert harness.call(harness.reset, Trigger.Request()).success
+        harness.wait_for(lambda: len(harness.snapshot('traj', reset_at)) >= 2, 10,
+                         'trajectories after the reset')
+        trajectories = [np.array([p.positions for p in msg.points])
+                        for _, _, msg in harness.snapshot('traj', reset_at)]
+        for points in trajectories:
+            assert np.all(np.abs(np.diff(points, axis=0)) <= step + 1e-6), points[:3]
+        # (a tick of the old episode may still go out between reset_at and the service)
+        first = [p for p in trajectories if not np.allclose(p, 1.0)][0]
+        np.testing.assert_allclose(first[0], [-1.0, -1.0], atol=1e-6)
+        np.testing.assert_allclose(first[1], [-1.0 + step, -1.0 + step], atol=1e-6)
+    finally:
         harness.close()

@@ -96,7 +96,7 @@ def test_every_parameter_is_described_over_dds_and_sets_follow_the_lifecycle(tmp
         bad = set_('safety.max_velocity', [0.5, 1.0, 2.0])
         assert not bad.successful and 'safety.max_velocity has 3 entries' in bad.reason
         np.testing.assert_allclose(node.executor_core.safety.max_step, [0.025, 0.05])
-        node.trigger_cleanup()
+        harness.run(node.trigger_cleanup)
         assert set_('control_frequency', 50.0).successful
     finally:
         harness.close()

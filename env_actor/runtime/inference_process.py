@@ -46,7 +46,7 @@ def _serve(conn, policy_yaml: str, device: str, torch_threads: int, guided: bool
     while True:
         try:
             message = conn.recv()
-        except EOFError:
+        except (EOFError, ConnectionResetError):    # the node is gone: nothing to serve
             return
         if message is None:
             return
