@@ -15,15 +15,12 @@ from sensor_msgs.msg import CompressedImage
 from env_actor.ros.camera_input import CameraInput
 from env_actor.ros.policy_node import make_ros_executor, PolicyNode
 from env_actor.runtime.frame_ring import RingFrame
+from env_actor.runtime.realtime import scheduling_policy
 from ros_harness import Harness
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = ROOT / 'test' / 'fixtures' / 'node_params.yaml'
 POLICY = ROOT / 'env_actor' / 'policy' / 'policies' / 'mlp_chunk' / 'mlp_chunk.yaml'
-
-
-def policy(tid: int) -> int:
-    return os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK
 
 
 def jpeg_message(value: int) -> CompressedImage:
@@ -103,12 +100,12 @@ def test_camera_topics_follow_the_node_namespace_and_remapping(camera_executor):
         scheduling = values['control_thread_scheduling']
         assert scheduling == 'SCHED_FIFO 40' or 'SCHED_FIFO 40 refused' in scheduling
         fifo = scheduling == 'SCHED_FIFO 40'
-        assert (policy(harness._thread.native_id) == os.SCHED_FIFO) == fifo
+        assert (scheduling_policy(harness._thread.native_id) == os.SCHED_FIFO) == fifo
         started = [int(values['inference_pid'])]
         if node._cameras is not None:
             started.append(node._cameras._thread.native_id)
         for tid in started:
-            assert policy(tid) == os.SCHED_OTHER
+            assert scheduling_policy(tid) == os.SCHED_OTHER
     finally:
         assert harness.transition(Transition.TRANSITION_CLEANUP)
         harness.close()

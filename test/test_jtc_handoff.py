@@ -149,17 +149,18 @@ def run_on_jtc(trajectory_format: str, from_desired: bool = False, seconds: floa
             tick = cycle // cycles_per_tick
             executor.cache.update('proprio', np.full(2, tick, np.float32), now)
             result = executor.on_tick(now)
+            if result.restart:                  # as the node does
+                planner.forget()
             if result.action is not None and result.new_chunk:
                 planned = executor.planned_actions()
                 if trajectory_format == 'node':
-                    msg = planner.messages(result.action, planned, measured,
-                                           restart=result.restart)[0]
+                    msg = planner.messages(result.action, planned, measured)[0]
                 else:     # earlier versions: stamp 0, points from one tick out
                     msg = chunk_to_trajectory(np.vstack([result.action[None], planned]),
                                               JOINTS, DT)
                 pending.append((now + LATENCY, msg))
             elif result.action is not None:
-                planner.messages(result.action, None, measured, restart=result.restart)
+                planner.messages(result.action, None, measured)
         arrived = False
         while pending and pending[0][0] <= now:
             assert jtc.receive(pending.pop(0)[1], now), jtc.rejected
@@ -215,7 +216,9 @@ def test_a_restart_trajectory_starts_at_the_measurement_not_at_the_old_command()
         assert result.action is not None, result         # no tick without a command
         restarts.append(result.restart)
         planned = executor.planned_actions() if result.new_chunk else None
-        msg = planner.messages(result.action, planned, measured, restart=result.restart)[0]
+        if result.restart:                               # as the node does
+            planner.forget()
+        msg = planner.messages(result.action, planned, measured)[0]
         if msg is not None:
             trajectories.append((tick, np.array([p.positions for p in msg.points])))
         measured = result.action.copy()                  # a perfect position servo

@@ -12,6 +12,7 @@ from std_srvs.srv import Trigger
 
 from env_actor.ros.policy_node import PolicyNode
 from env_actor.runtime.inference import SimulatedInferenceWorker
+from env_actor.runtime.realtime import scheduling_policy
 from ros_harness import Harness, is_hold
 from test_node_bad_inputs import Feeder, make_node, tiny_policy
 
@@ -112,12 +113,12 @@ def test_shipped_robot_params_file_configures_a_node():
         scheduling = {kv.key: kv.value for kv in node.diagnostics().values}[
             'control_thread_scheduling']
         assert scheduling == 'SCHED_FIFO 40' or 'SCHED_FIFO 40 refused' in scheduling
-        fifo = os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK == os.SCHED_FIFO
+        fifo = scheduling_policy() == os.SCHED_FIFO
         assert fifo == (scheduling == 'SCHED_FIFO 40')
     finally:
         node.trigger_cleanup()                  # on the thread it configured on: normal
         harness.close()
-    assert os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK == os.SCHED_OTHER
+    assert scheduling_policy() == os.SCHED_OTHER
 
 
 class BrokenActivate(PolicyNode):

@@ -6,11 +6,8 @@ import threading
 
 import pytest
 
-from env_actor.runtime.realtime import reset_scheduling, set_fifo_priority
-
-
-def policy(tid: int = 0) -> int:
-    return os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK
+from env_actor.runtime.realtime import (reset_scheduling, scheduling_policy as policy,
+                                        set_fifo_priority)
 
 
 def in_thread(body) -> dict:

@@ -41,11 +41,14 @@ class OutputPlanner:
         self._sent: list = []          # the last two actions sent on consecutive ticks
 
     def forget(self) -> None:
-        """Nothing was commanded on this tick: the next trajectory starts afresh."""
+        """The next trajectory starts afresh, at the measured reference: nothing was
+        commanded on this tick, or this tick's action is the first after a (re)start
+        (limited against the measurement; a command sent on the tick before, e.g. before a
+        ~/reset, must not be where its trajectory starts)."""
         self._sent = []
 
     def messages(self, action: np.ndarray, planned: Optional[np.ndarray],
-                 reference: Optional[np.ndarray], stamp=None, restart: bool = False) -> list:
+                 reference: Optional[np.ndarray], stamp=None) -> list:
         """One message (or None) per group for this tick's action.
 
         Args:
@@ -53,19 +56,13 @@ class OutputPlanner:
             planned: (N, A) the actions of the coming ticks, or None (no new chunk: the
                 trajectory groups get nothing).
             reference: (A,) measured positions: where a trajectory starts when nothing
-                was sent on the previous tick or on a restart (None: from `action`).
+                was sent on the previous tick or since `forget` (None: from `action`).
             stamp: header.stamp of trajectories (None: 0, start on arrival).
-            restart: `action` is the first after a (re)start, limited against the
-                measurement: earlier commands are forgotten even if one went out on the
-                previous tick (a ~/reset between two ticks whose first chunk landed at
-                once), so the trajectory starts at `reference`, not at the old command.
 
         Returns:
             Float64MultiArray for forward_command groups, JointTrajectory (or None) for
             joint_trajectory groups, in group order.
         """
-        if restart:
-            self._sent = []
         start = self._sent[-1] if self._sent else (reference if reference is not None
                                                    else action)
         before = self._sent[-2] if len(self._sent) > 1 else None
@@ -125,11 +122,9 @@ class CommandPublisher:
         self.planner.forget()
 
     def send(self, action: np.ndarray, planned: Optional[np.ndarray],
-             reference: Optional[np.ndarray], restart: bool = False) -> None:
-        """Publish this tick's action; with `planned` (a new chunk) also the trajectories.
-        `restart`: see `OutputPlanner.messages`."""
-        self._publish(self.planner.messages(action, planned, reference, self._stamp(),
-                                            restart))
+             reference: Optional[np.ndarray]) -> None:
+        """Publish this tick's action; with `planned` (a new chunk) also the trajectories."""
+        self._publish(self.planner.messages(action, planned, reference, self._stamp()))
 
     def hold(self, last: np.ndarray) -> None:
         """Stop where the last command was: each controller holds `last`, at rest."""

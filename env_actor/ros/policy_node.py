@@ -481,9 +481,11 @@ class PolicyNode(LifecycleNode):
             self._outputs.forget()
             return
         self._was_commanding = True
+        if result.restart:               # limited against the measurement: start there
+            self._outputs.forget()
         self._outputs.send(result.action,
                            core.planned_actions() if result.new_chunk else None,
-                           core.measured_reference(), restart=result.restart)
+                           core.measured_reference())
 
     def _log_state_change(self, state: str, reason: str) -> None:
         """One line per change of the executor state (stale / recovered, starved, ...); the

@@ -39,10 +39,20 @@ def set_fifo_priority(priority: int) -> str:
     return f'SCHED_FIFO {priority}'
 
 
+def scheduling_policy(tid: int = 0) -> int:
+    """The scheduling policy of thread or process `tid` (0: the calling thread), without
+    the SCHED_RESET_ON_FORK flag, e.g. os.SCHED_FIFO.
+
+    Raises:
+        OSError: no such thread; AttributeError: not Linux.
+    """
+    return os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK
+
+
 def reset_scheduling() -> None:
     """Back to normal scheduling for the calling thread (no-op if it already is)."""
     try:
-        if os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK != os.SCHED_OTHER:
+        if scheduling_policy() != os.SCHED_OTHER:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     except (OSError, AttributeError):
         pass
